@@ -1,0 +1,122 @@
+"""Startlån and tilskudd rules, as pure functions of plain numbers (NOK, years, percent).
+
+Nothing here knows about simulation time or randomness, so every rule can be checked against a
+hand-worked example. Amounts are NOK; rates are annual and given in percent (4.64 means 4.64 %).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def annuity_payment_month(principal_nok: float, rate_pct: float, term_years: float) -> float:
+    """Monthly payment of an annuity loan (interest plus instalment, constant each month).
+
+    payment = P * r / (1 - (1 + r) ** -n), with r the monthly rate and n the number of payments.
+    """
+    if principal_nok <= 0:
+        return 0.0
+    n = round(term_years * 12)
+    r = rate_pct / 100.0 / 12.0
+    if r == 0:
+        return principal_nok / n
+    return principal_nok * r / (1.0 - (1.0 + r) ** -n)
+
+
+def annuity_principal(payment_month_nok: float, rate_pct: float, term_years: float) -> float:
+    """The largest principal whose annuity payment is ``payment_month_nok`` (inverse of the above)."""
+    if payment_month_nok <= 0:
+        return 0.0
+    n = round(term_years * 12)
+    r = rate_pct / 100.0 / 12.0
+    if r == 0:
+        return payment_month_nok * n
+    return payment_month_nok * (1.0 - (1.0 + r) ** -n) / r
+
+
+def annuity_balance(principal_nok: float, rate_pct: float, term_years: float, months_paid: float) -> float:
+    """Outstanding balance after ``months_paid`` payments of an annuity at a fixed rate."""
+    n = round(term_years * 12)
+    k = min(max(int(months_paid), 0), n)
+    if principal_nok <= 0 or k >= n:
+        return 0.0
+    r = rate_pct / 100.0 / 12.0
+    if r == 0:
+        return principal_nok * (1 - k / n)
+    g = (1.0 + r) ** k
+    pay = annuity_payment_month(principal_nok, rate_pct, term_years)
+    return principal_nok * g - pay * (g - 1.0) / r
+
+
+def stressed_rate_pct(rate_pct: float, addon_points: float, floor_pct: float) -> float:
+    """Rate the ability to pay is tested at: the loan rate plus a stress add-on, never below a floor."""
+    return max(rate_pct + addon_points, floor_pct)
+
+
+def living_costs_year(adults: int, children: int, adult_nok: float, child_nok: float, household_nok: float) -> float:
+    """Yearly living costs of a household type (SIFO-style reference budget: per adult, per child, fixed)."""
+    return adults * adult_nok + children * child_nok + household_nok
+
+
+def payment_capacity_month(income_after_tax_year: float, living_costs_year_nok: float, other_debt_year_nok: float) -> float:
+    """Betjeningsevne: what is left each month for a housing loan's payment (may be negative)."""
+    return (income_after_tax_year - living_costs_year_nok - other_debt_year_nok) / 12.0
+
+
+@dataclass(frozen=True, slots=True)
+class Financing:
+    """How a purchase is financed. All amounts NOK; ``approved`` is False if no plan closes the gap."""
+
+    approved: bool
+    startlan_nok: float = 0.0
+    bank_loan_nok: float = 0.0
+    grant_nok: float = 0.0
+    own_funds_nok: float = 0.0
+    reason: str = ""
+
+    @property
+    def borrowed_nok(self) -> float:
+        return self.startlan_nok + self.bank_loan_nok
+
+
+def size_financing(
+    price_nok: float,
+    costs_nok: float,
+    own_funds_nok: float,
+    max_loan_nok: float,
+    startlan_max_share_of_price: float,
+    grant_eligible: bool,
+    grant_max_share_of_price: float,
+    grant_max_nok: float,
+) -> Financing:
+    """Size the loans and the grant for one purchase.
+
+    need = price + costs - own funds. The household can carry loans up to ``max_loan_nok`` (from its
+    ability to pay). If it can carry the whole need, no grant is given. Otherwise a means-tested grant
+    closes the gap, capped by a share of price and an amount; a gap larger than the cap means no deal.
+    The startlån takes the borrowed sum up to ``startlan_max_share_of_price * price`` (1.0 is full
+    financing; a small share makes it a top-up); an ordinary bank loan takes the rest.
+    """
+    need = max(price_nok + costs_nok - own_funds_nok, 0.0)
+    own_used = min(own_funds_nok, price_nok + costs_nok)
+    borrow = min(need, max(max_loan_nok, 0.0))
+    gap = need - borrow
+    grant = 0.0
+    if gap > 0.5:  # half a krone: rounding, not a gap
+        if not grant_eligible:
+            return Financing(False, own_funds_nok=own_used, reason="ability_to_pay")
+        cap = min(grant_max_share_of_price * price_nok, grant_max_nok)
+        if gap > cap:
+            return Financing(False, own_funds_nok=own_used, reason="gap_above_grant_cap")
+        grant = gap
+    startlan = min(borrow, startlan_max_share_of_price * price_nok)
+    return Financing(True, startlan_nok=startlan, bank_loan_nok=borrow - startlan, grant_nok=grant, own_funds_nok=own_used)
+
+
+def default_hazard_year(base_per_year: float, burden: float, reference_burden: float, elasticity: float) -> float:
+    """Yearly default hazard that rises with the payment burden (payment / income).
+
+    hazard = base * exp(elasticity * (burden - reference)); at the reference burden it is the base.
+    """
+    return base_per_year * math.exp(elasticity * (burden - reference_burden))

@@ -1,0 +1,674 @@
+"""The model: dwellings and households (entities) and the simpy processes that move them.
+
+A household arrives on the waiting list, moves into a municipal dwelling when one is re-let, and may be
+screened for ownership potential, advised, apply for a startlån (and a tilskudd), wait for the frame,
+and buy: its own municipal dwelling or one on the private market. Tenants also leave by other routes.
+Other startlån borrowers from outside the stock draw on the same frame.
+
+Every household carries its own row of uniform random numbers, drawn when the run is set up, and each
+decision maps one fixed column of that row through its distribution. A policy that delays a household
+changes when its draws are used, never which draws it gets (common random numbers across policies).
+
+Time is in months from the scenario's start. Flows are counted into arrays indexed by month; levels are
+recorded at each month end. Nothing here touches pandas or the file system.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import simpy
+from scipy import stats
+
+from sim import lending
+from sim.frame import Frame
+from sim.scenario import Scenario
+from sim.timeline import YearMonth, parse_dated, resolve_monthly
+
+# Flows: counted in the month they happen; a year is their sum.
+FLOWS = (
+    "arrivals", "moved_in", "gave_up_waiting", "exits_other_routes",
+    "screened", "referred", "advice_started", "advice_completed", "advice_dropped",
+    "applications", "refused_debt", "refused_ability_to_pay", "refused_grant_budget",
+    "frame_approved", "frame_gave_up", "frame_wait_months_sum", "search_failed",
+    "new_owners_municipal", "new_owners_private",
+    "new_owners_municipal_immigrant", "new_owners_private_immigrant",
+    "new_owners_municipal_introduction", "new_owners_private_introduction",
+    "startlan_loans", "startlan_nok", "startlan_loans_lte", "startlan_nok_lte",
+    "startlan_loans_other", "startlan_nok_other", "bank_loan_nok",
+    "tilskudd_grants", "tilskudd_nok",
+    "frame_granted_nok", "frame_expired_nok",
+    "units_sold", "units_sold_value_nok", "units_bought", "units_bought_cost_nok",
+    "other_applicants", "other_refused",
+    "defaults", "loss_nok", "loss_municipality_nok", "loss_state_nok",
+)
+# Levels: the state at the end of each month; a year takes its December value.
+LEVELS = (
+    "tenants", "municipal_units", "vacant_units", "waiting_list", "in_advice", "advice_queue",
+    "waiting_for_frame", "frame_remaining_nok", "tilskudd_remaining_nok", "rent_roll_nok_month",
+    "active_loans", "loans_in_default",
+)
+
+# Columns of a household's row of uniforms.
+U_PATIENCE, U_EXIT, U_SCREEN, U_POTENTIAL, U_OWN, U_WORK, U_DEBT_CLEAR, U_DEFAULT, U_REPLACE = range(9)
+U_TWO_ADULTS, U_CHILDREN, U_N_CHILDREN, U_IMMIGRANT, U_INTRO, U_INCOME, U_SAVINGS, U_DEBT = range(9, 17)
+ATTEMPT_BASE = 17
+U_ADVICE, U_DROPOUT, U_PRICE, U_SEARCH, U_FRAME_PATIENCE = range(5)
+PER_ATTEMPT = 5
+MAX_ATTEMPTS = 4
+N_UNIFORMS = ATTEMPT_BASE + PER_ATTEMPT * MAX_ATTEMPTS
+
+# Stream names, in a fixed order: each is spawned from the replication's seed by its index.
+STREAMS = ("stock", "tenants", "arrivals", "other_borrowers", "frame_rounds")
+
+# Outcomes of one attempt at buying.
+BOUGHT, REFUSED, DROPPED = "bought", "refused", "dropped"
+
+
+class Dwelling:
+    __slots__ = ("id", "family", "value0_nok", "rent0_nok", "sellable", "dedicated")
+
+    def __init__(self, id, family, value0_nok, rent0_nok, sellable, dedicated):
+        self.id = id
+        self.family = family
+        self.value0_nok = value0_nok
+        self.rent0_nok = rent0_nok
+        self.sellable = sellable
+        self.dedicated = dedicated
+
+
+class Household:
+    """A household; ``lte`` is True for municipal tenants, False for other startlån borrowers."""
+
+    __slots__ = ("id", "lte", "adults", "children", "immigrant", "intro_end", "works_after_intro",
+                 "income0_nok", "savings_nok", "debt_problems", "u", "draws", "arrived", "give_up_at",
+                 "moved_in_at", "dwelling", "exit_at")
+
+    def __init__(self, id, lte, adults, children, immigrant, intro_end, works_after_intro,
+                 income0_nok, savings_nok, debt_problems, u, draws, arrived):
+        self.id = id
+        self.lte = lte
+        self.adults = adults
+        self.children = children
+        self.immigrant = immigrant
+        self.intro_end = intro_end  # model time the introduction programme ends (-inf if never in it)
+        self.works_after_intro = works_after_intro
+        self.income0_nok = income0_nok
+        self.savings_nok = savings_nok
+        self.debt_problems = debt_problems
+        self.u = u  # the household's uniforms, one column per decision (see U_*)
+        self.draws = draws  # per attempt: (advice duration in months, standard normal for the price)
+        self.arrived = arrived
+        self.give_up_at = math.inf
+        self.moved_in_at = math.inf
+        self.dwelling = None
+        self.exit_at = math.inf
+
+
+class Params:
+    """The scenario resolved for fast lookups: dated values as per-month lists, the rest as floats."""
+
+    def __init__(self, s: Scenario):
+        self.scenario = s
+        self.start = YearMonth.parse(s.period.start)
+        self.n = s.period.n_months
+        self.programme_start = float(YearMonth.parse(s.period.programme_start).index() - self.start.index())
+
+        def monthly(value):
+            return resolve_monthly(parse_dated(value), self.start, self.n).tolist()
+
+        m = s.market
+        self.price_index = monthly(m.price_index)
+        self.rate_pct = monthly(m.husbanken_rate_pct)
+        self.income_index = monthly(m.income_index)
+        self.cost_index = monthly(m.cost_index)
+        self.arrivals_per_year = np.array(monthly(s.households.arrivals_per_year))
+        self.potential_share = monthly(s.programme.potential_share)
+        self.stress_addon = monthly(s.startlan.stress_addon_points)
+        self.stress_floor = monthly(s.startlan.stress_floor_pct)
+        self.frame_yearly = monthly(s.frame.yearly_nok)
+        self.tilskudd_budget = monthly(s.tilskudd.budget_nok_year)
+        self.other_per_year = np.array(monthly(s.other_borrowers.applicants_per_year))
+
+    def month(self, t: float) -> int:
+        return min(int(t), self.n - 1)
+
+
+class Model:
+    """One replication of the model. Build it, call :meth:`run`, read the arrays."""
+
+    def __init__(self, scenario: Scenario, streams: dict[str, np.random.Generator], record_events: bool = False):
+        self.s = scenario
+        self.p = Params(scenario)
+        self.rng = streams
+        self.env = simpy.Environment()
+        n = self.p.n
+        self.flow = {name: np.zeros(n) for name in FLOWS}
+        self.level = {name: np.zeros(n) for name in LEVELS}
+        self._loans_diff = np.zeros(n + 1)  # +1 when a loan starts, -1 when it ends
+        self._default_diff = np.zeros(n + 1)
+        self.events_handled = 0
+        self.record_events = record_events
+        self.events: list[tuple] = []
+        self.loans: list[tuple] = []
+        self.households: list[Household] = []
+        # state
+        self.stock: dict[int, Dwelling] = {}
+        self.vacant: deque[Dwelling] = deque()
+        self.waiting: deque[Household] = deque()
+        self.tenants = 0
+        self.rent_roll0 = 0.0
+        self.in_advice = 0
+        self.exited = {"owner": 0, "other_route": 0, "gave_up_waiting": 0}
+        self.sold = 0
+        self.bought = 0
+        self.tilskudd_left = 0.0
+        self._tilskudd_year = None
+        prog = scenario.programme
+        self.advisers = simpy.Resource(self.env, capacity=max(1, prog.advisers * prog.households_per_adviser)) \
+            if prog.advisers > 0 else None
+        f = scenario.frame
+        self.frame = Frame(self.env, f.earmark_lte_share, f.priority, f.carry_over)
+        self._next_dwelling_id = 0
+
+    # ------------------------------------------------------------------ bookkeeping
+    def count(self, name: str, t: float, amount: float = 1.0) -> None:
+        self.flow[name][self.p.month(t)] += amount
+
+    def log(self, hh: Household | None, event: str, dwelling: Dwelling | None = None,
+            startlan: float = 0.0, grant: float = 0.0, price: float = 0.0) -> None:
+        if self.record_events:
+            self.events.append((self.env.now, hh.id if hh else -1, "tenant" if (hh is None or hh.lte) else "other",
+                                event, dwelling.id if dwelling else -1, startlan, grant, price))
+
+    def wait(self, dt: float):
+        self.events_handled += 1
+        return self.env.timeout(max(dt, 0.0))
+
+    # ------------------------------------------------------------------ set-up
+    def _draw_households(self, n: int, lte: bool, arrived: np.ndarray, stream: str) -> list[Household]:
+        """Create n households from the stream's uniforms; row i depends only on i, not on n."""
+        s = self.s
+        u = self.rng[stream].random((n, N_UNIFORMS))
+        if lte:
+            h = s.households
+            share_children, median, sigma, savings_mean = h.share_with_children, h.income_median_nok_year, \
+                h.income_sigma_log, h.savings_mean_nok
+            share_two, share_imm, share_intro, debt_share = h.share_two_adults, h.share_immigrant, \
+                h.share_introduction_programme, h.debt_problems_share
+        else:
+            o = s.other_borrowers
+            share_children, median, sigma, savings_mean = o.share_with_children, o.income_median_nok_year, \
+                o.income_sigma_log, o.savings_mean_nok
+            share_two, share_imm, share_intro, debt_share = s.households.share_two_adults, 0.0, 0.0, 0.0
+        two = u[:, U_TWO_ADULTS] < share_two
+        has_children = u[:, U_CHILDREN] < share_children
+        extra = stats.poisson.ppf(u[:, U_N_CHILDREN], max(s.households.mean_children - 1.0, 1e-9))
+        children = np.where(has_children, 1 + extra, 0).astype(int)
+        immigrant = u[:, U_IMMIGRANT] < share_imm
+        intro = immigrant & (u[:, U_INTRO] < share_intro)
+        income0 = median * np.exp(sigma * stats.norm.ppf(u[:, U_INCOME]))
+        savings = -savings_mean * np.log1p(-u[:, U_SAVINGS])
+        debt = u[:, U_DEBT] < debt_share
+        works = u[:, U_WORK] < s.households.work_after_introduction_probability
+        intro_end = np.where(intro, arrived + s.households.introduction_months, -np.inf)
+        draws = self._attempt_draws(u)
+        start_id = len(self.households)
+        rows = u.tolist()
+        out = [Household(start_id + i, lte, 2 if two[i] else 1, int(children[i]), bool(immigrant[i]),
+                         float(intro_end[i]), bool(works[i]), float(income0[i]), float(savings[i]),
+                         bool(debt[i]), rows[i], draws[i], float(arrived[i]))
+               for i in range(n)]
+        self.households.extend(out)
+        return out
+
+    def _attempt_draws(self, u: np.ndarray) -> list:
+        """Advice durations and price draws for every attempt, by inverse CDF, vectorised."""
+        prog = self.s.programme
+        shape = 1.0 / prog.advice_months_cv ** 2
+        scale = prog.advice_months_mean / shape
+        cols = [ATTEMPT_BASE + a * PER_ATTEMPT for a in range(MAX_ATTEMPTS)]
+        dur = stats.gamma.ppf(u[:, [c + U_ADVICE for c in cols]], shape, scale=scale).tolist()
+        z = stats.norm.ppf(u[:, [c + U_PRICE for c in cols]]).tolist()
+        return [list(zip(d, zz)) for d, zz in zip(dur, z)]
+
+    def _arrival_times(self, per_year: np.ndarray, stream: str, t0: float = 0.0) -> np.ndarray:
+        """A Poisson process with a rate that changes by month: counts per month, times within it."""
+        rng = self.rng[stream]
+        counts = rng.poisson(per_year / 12.0)
+        offsets = rng.random(int(counts.sum()))
+        months = np.repeat(np.arange(len(per_year)), counts)
+        times = months + offsets
+        times.sort()
+        return times[times >= t0]
+
+    def _setup(self) -> None:
+        s, p = self.s, self.p
+        st = s.stock
+        rng = self.rng["stock"]
+        n_units = st.initial_units
+        du = rng.random((n_units, 4))
+        for i in range(n_units):
+            family = bool(du[i, 0] < st.family_share)
+            dedicated = bool(du[i, 1] < st.dedicated_share)
+            sellable = (not dedicated) and bool(du[i, 2] < st.sellable_share)
+            self._add_dwelling(family, sellable, dedicated)
+        occupied = du[:, 3] < st.initial_occupancy
+        # initial tenants moved in before the start; exits are memoryless, so their clocks start now
+        n_tenants = int(occupied.sum())
+        moved = -rng.random(n_tenants) * s.households.initial_tenure_max_years * 12.0
+        tenants = self._draw_households(n_tenants, True, moved, "tenants")
+        dwellings = list(self.stock.values())
+        k = 0
+        for i, d in enumerate(dwellings):
+            if occupied[i]:
+                self._move_in(tenants[k], d, announce=False)
+                k += 1
+            else:
+                self.env.process(self._relet(d))
+        waiting = self._draw_households(s.households.initial_waiting_list, True,
+                                        np.zeros(s.households.initial_waiting_list), "tenants")
+        for hh in waiting:
+            self._join_waiting_list(hh)
+        arrivals = self._arrival_times(p.arrivals_per_year, "arrivals")
+        self.env.process(self._arrivals(arrivals))
+        other = self._arrival_times(p.other_per_year, "other_borrowers")
+        self.env.process(self._other_borrowers(other))
+        self.env.process(self._calendar())
+
+    def _add_dwelling(self, family: bool, sellable: bool, dedicated: bool) -> Dwelling:
+        st = self.s.stock
+        d = Dwelling(self._next_dwelling_id, family, st.value_family_nok if family else st.value_small_nok,
+                     st.rent_family_nok_month if family else st.rent_small_nok_month, sellable, dedicated)
+        self._next_dwelling_id += 1
+        self.stock[d.id] = d
+        return d
+
+    # ------------------------------------------------------------------ calendar: month ends, frame rounds
+    def _calendar(self):
+        """At each month boundary: record last month's levels, close the year, deliver frame rounds."""
+        p, f = self.p, self.s.frame
+        cuts = self.rng["frame_rounds"].random((p.n // 12 + 2, len(f.rounds)))
+        for m in range(p.n):
+            if m > 0:
+                self._record_levels(m - 1)
+            ym = p.start.plus(m)
+            year_no = ym.year - p.start.year
+            if ym.month == 1 or m == 0:
+                if m > 0:
+                    self.count("frame_expired_nok", m - 1, self.frame.close_year(ym.year))
+                else:
+                    self.frame.year = ym.year
+                self.tilskudd_left = p.tilskudd_budget[m]
+            for r_i, rnd in enumerate(f.rounds):
+                if rnd.month == ym.month:
+                    cut = cuts[year_no, r_i] * rnd.cut_max_share
+                    amount = p.frame_yearly[m] * rnd.share * (1.0 - cut)
+                    self.count("frame_granted_nok", m, amount)
+                    self.frame.add(amount)
+            yield self.wait(1.0)
+
+    def _record_levels(self, m: int) -> None:
+        lv, p = self.level, self.p
+        lv["tenants"][m] = self.tenants
+        lv["municipal_units"][m] = len(self.stock)
+        lv["vacant_units"][m] = len(self.stock) - self.tenants
+        lv["in_advice"][m] = self.in_advice
+        lv["advice_queue"][m] = len(self.advisers.queue) if self.advisers else 0
+        lv["waiting_for_frame"][m] = len(self.frame.waiting)
+        lv["frame_remaining_nok"][m] = self.frame.remaining_nok
+        lv["tilskudd_remaining_nok"][m] = self.tilskudd_left
+        lv["rent_roll_nok_month"][m] = self.rent_roll0 * p.cost_index[m]
+
+    # ------------------------------------------------------------------ waiting list and letting
+    def _arrivals(self, times: np.ndarray):
+        hhs = self._draw_households(len(times), True, times, "tenants")
+        for hh in hhs:
+            yield self.wait(hh.arrived - self.env.now)
+            self.count("arrivals", hh.arrived)
+            self.log(hh, "arrived")
+            self._join_waiting_list(hh)
+
+    def _join_waiting_list(self, hh: Household) -> None:
+        hh.give_up_at = self.env.now - self.s.households.waiting_patience_months * math.log1p(-hh.u[U_PATIENCE])
+        if self.vacant:
+            self._move_in(hh, self.vacant.popleft())
+        else:
+            self.waiting.append(hh)
+
+    def _next_from_waiting_list(self) -> Household | None:
+        now = self.env.now
+        while self.waiting:
+            hh = self.waiting.popleft()
+            if hh.give_up_at > now:
+                return hh
+            self._gave_up_waiting(hh)
+        return None
+
+    def _gave_up_waiting(self, hh: Household) -> None:
+        self.count("gave_up_waiting", hh.give_up_at)
+        self.exited["gave_up_waiting"] += 1
+        if self.record_events:
+            self.events.append((hh.give_up_at, hh.id, "tenant", "gave_up_waiting", -1, 0.0, 0.0, 0.0))
+        hh.exit_at = hh.give_up_at
+
+    def _relet(self, d: Dwelling):
+        yield self.wait(self.s.stock.relet_delay_months)
+        hh = self._next_from_waiting_list()
+        if hh is None:
+            self.vacant.append(d)
+        else:
+            self._move_in(hh, d)
+
+    def _move_in(self, hh: Household, d: Dwelling, announce: bool = True) -> None:
+        now = self.env.now
+        hh.dwelling = d
+        hh.moved_in_at = now
+        self.tenants += 1
+        self.rent_roll0 += d.rent0_nok
+        rate = self.s.households.exit_rate_per_year / 12.0
+        hh.exit_at = now - math.log1p(-hh.u[U_EXIT]) / rate if rate > 0 else math.inf
+        if announce:
+            self.count("moved_in", now)
+            self.log(hh, "moved_in", d)
+        self.env.process(self._tenancy(hh))
+
+    def _vacate(self, hh: Household) -> Dwelling:
+        d = hh.dwelling
+        hh.dwelling = None
+        self.tenants -= 1
+        self.rent_roll0 -= d.rent0_nok
+        return d
+
+    # ------------------------------------------------------------------ tenancy and the programme
+    def _tenancy(self, hh: Household):
+        p, prog = self.p, self.s.programme
+        now = self.env.now
+        rate = prog.screening_rate_per_year / 12.0
+        screen_at = max(now, p.programme_start) - math.log1p(-hh.u[U_SCREEN]) / rate if rate > 0 else math.inf
+        if screen_at < hh.exit_at and screen_at < p.n:
+            yield self.wait(screen_at - now)
+            self.count("screened", screen_at)
+            self.log(hh, "screened")
+            if hh.u[U_POTENTIAL] < p.potential_share[p.month(screen_at)]:
+                self.count("referred", screen_at)
+                self.log(hh, "referred")
+                for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS)):
+                    outcome = yield from self._attempt(hh, attempt)
+                    if outcome == BOUGHT:
+                        return
+                    if outcome == DROPPED or self.env.now + prog.reapply_after_months >= hh.exit_at:
+                        break
+                    yield self.wait(prog.reapply_after_months)
+        # no purchase: an ordinary tenant until leaving by another route (which may be after the end)
+        if hh.exit_at < p.n:
+            yield self.wait(hh.exit_at - self.env.now)
+            self._vacate_and_relet(hh)
+            self.count("exits_other_routes", self.env.now)
+            self.exited["other_route"] += 1
+            self.log(hh, "exited")
+
+    def _vacate_and_relet(self, hh: Household) -> None:
+        d = self._vacate(hh)
+        self.env.process(self._relet(d))
+
+    def _attempt(self, hh: Household, attempt: int):
+        """Advice, application, frame, purchase. Returns BOUGHT, REFUSED or DROPPED."""
+        prog = self.s.programme
+        u = hh.u
+        base = ATTEMPT_BASE + attempt * PER_ATTEMPT
+        duration, price_z = hh.draws[attempt]
+        if self.advisers is None:
+            return DROPPED
+        with self.advisers.request() as req:
+            yield req
+            self.events_handled += 1
+            self.in_advice += 1
+            self.count("advice_started", self.env.now)
+            self.log(hh, "advice_started")
+            u_drop = u[base + U_DROPOUT]
+            if u_drop < prog.dropout_probability:
+                yield self.wait(duration * u_drop / prog.dropout_probability)
+                self.in_advice -= 1
+                self.count("advice_dropped", self.env.now)
+                self.log(hh, "advice_dropped")
+                return DROPPED
+            yield self.wait(duration)
+            self.in_advice -= 1
+        self.count("advice_completed", self.env.now)
+        self.log(hh, "advice_completed")
+        hh.savings_nok += prog.saving_during_advice_nok_month * duration
+        if hh.debt_problems and u[U_DEBT_CLEAR] < prog.debt_clear_probability:
+            hh.debt_problems = False
+        own = (hh.dwelling.sellable and prog.sell_to_tenants and u[U_OWN] < prog.buy_own_share)
+        outcome = yield from self._buy(hh, attempt, own, price_z)
+        return outcome
+
+    # ------------------------------------------------------------------ lending, frame and purchase
+    def income_nok_year(self, hh: Household, t: float) -> float:
+        m = self.p.month(t)
+        if t < hh.intro_end or (hh.intro_end > -math.inf and not hh.works_after_intro):
+            return self.s.households.introduction_income_nok_year * self.p.income_index[m]
+        return hh.income0_nok * self.p.income_index[m]
+
+    def _price(self, hh: Household, own: bool, price_z: float, t: float) -> float:
+        m = self.p.month(t)
+        if own:
+            return hh.dwelling.value0_nok * self.p.price_index[m]
+        mk = self.s.market
+        base = mk.private_price_family_nok if hh.children > 0 else mk.private_price_small_nok
+        return base * self.p.price_index[m] * math.exp(mk.price_sigma_log * price_z)
+
+    def _finance(self, hh: Household, price: float, t: float) -> lending.Financing:
+        s, p = self.s, self.p
+        sl, tk = s.startlan, s.tilskudd
+        m = p.month(t)
+        income = self.income_nok_year(hh, t)
+        living = lending.living_costs_year(hh.adults, hh.children, sl.living_adult_nok_year,
+                                           sl.living_child_nok_year, sl.living_household_nok_year) * p.cost_index[m]
+        other_debt = sl.other_debt_nok_year * p.cost_index[m] if hh.debt_problems else 0.0
+        capacity = lending.payment_capacity_month(income, living, other_debt)
+        rate = lending.stressed_rate_pct(p.rate_pct[m] + sl.municipal_margin_points, p.stress_addon[m], p.stress_floor[m])
+        max_loan = lending.annuity_principal(capacity, rate, sl.term_years)
+        eligible = income <= tk.income_limit_nok_year * p.income_index[m]
+        return lending.size_financing(price, sl.purchase_costs_share * price, hh.savings_nok, max_loan,
+                                      sl.max_share_of_price, eligible, tk.max_share_of_price, tk.max_nok)
+
+    def _buy(self, hh: Household, attempt: int, own: bool, price_z: float):
+        """Apply, wait for the frame, close or search, buy. Returns BOUGHT or REFUSED."""
+        s, p, env = self.s, self.p, self.env
+        prog, u = s.programme, hh.u
+        base = ATTEMPT_BASE + attempt * PER_ATTEMPT
+        now = env.now
+        self.count("applications", now)
+        if hh.debt_problems:
+            self.count("refused_debt", now)
+            self.log(hh, "refused_debt")
+            return REFUSED
+        price = self._price(hh, own, price_z, now)
+        fin = self._finance(hh, price, now)
+        if not fin.approved:
+            self.count("refused_ability_to_pay", now)
+            self.log(hh, "refused_ability_to_pay", price=price)
+            return REFUSED
+        if fin.grant_nok > self.tilskudd_left:
+            self.count("refused_grant_budget", now)
+            self.log(hh, "refused_grant_budget", grant=fin.grant_nok, price=price)
+            return REFUSED
+        self.tilskudd_left -= fin.grant_nok
+        grant_year = self.frame.year
+        app = None
+        if fin.startlan_nok > 0:
+            app = self.frame.request(fin.startlan_nok, hh.lte, hh.children > 0)
+            if not app.event.triggered:
+                self.log(hh, "frame_queued", startlan=fin.startlan_nok)
+                patience = -s.frame.patience_months * math.log1p(-u[base + U_FRAME_PATIENCE])
+                yield app.event | env.timeout(patience)
+                self.events_handled += 1
+                if not app.event.triggered:
+                    self.frame.withdraw(app)
+                    self.count("frame_gave_up", env.now)
+                    self.log(hh, "frame_gave_up", startlan=fin.startlan_nok)
+                    if self.frame.year == grant_year:
+                        self.tilskudd_left += fin.grant_nok
+                    return REFUSED
+            self.count("frame_approved", env.now)
+            self.count("frame_wait_months_sum", env.now, env.now - now)
+            self.log(hh, "frame_approved", startlan=fin.startlan_nok)
+        if own:
+            yield self.wait(prog.closing_months_own)
+        else:
+            u_s = u[base + U_SEARCH]
+            found = u_s < prog.search_success_probability
+            x = u_s / prog.search_success_probability if found else \
+                (u_s - prog.search_success_probability) / (1.0 - prog.search_success_probability)
+            yield self.wait(-prog.search_months_mean * math.log1p(-min(x, 1 - 1e-12)))
+            if not found:
+                if app is not None:
+                    self.frame.refund(app)
+                if self.frame.year == grant_year:
+                    self.tilskudd_left += fin.grant_nok
+                self.count("search_failed", env.now)
+                self.log(hh, "search_failed")
+                return REFUSED
+        self._complete_purchase(hh, own, price, fin)
+        return BOUGHT
+
+    def _complete_purchase(self, hh: Household, own: bool, price: float, fin: lending.Financing) -> None:
+        now = self.env.now
+        if hh.lte:
+            route = "municipal" if own else "private"
+            self.count(f"new_owners_{route}", now)
+            if hh.immigrant:
+                self.count(f"new_owners_{route}_immigrant", now)
+            if now < hh.intro_end:
+                self.count(f"new_owners_{route}_introduction", now)
+            d = self._vacate(hh)
+            self.exited["owner"] += 1
+            if own:
+                del self.stock[d.id]
+                self.sold += 1
+                self.count("units_sold", now)
+                self.count("units_sold_value_nok", now, price)
+                self.log(hh, "bought_municipal", d, fin.startlan_nok, fin.grant_nok, price)
+                self._schedule_replacements(hh, d)
+            else:
+                self.log(hh, "bought_private", d, fin.startlan_nok, fin.grant_nok, price)
+                self.env.process(self._relet(d))
+        else:
+            self.log(hh, "bought_private", None, fin.startlan_nok, fin.grant_nok, price)
+        self._disburse(hh, fin, price)
+
+    def _schedule_replacements(self, hh: Household, sold: Dwelling) -> None:
+        ratio = self.s.programme.replacement_ratio
+        n = int(ratio) + (1 if hh.u[U_REPLACE] < ratio - int(ratio) else 0)
+        if n:
+            self.env.process(self._replace(sold, n))
+
+    def _replace(self, sold: Dwelling, n: int):
+        yield self.wait(self.s.programme.replacement_delay_months)
+        now = self.env.now
+        for _ in range(n):
+            d = self._add_dwelling(sold.family, sold.sellable, sold.dedicated)
+            self.bought += 1
+            self.count("units_bought", now)
+            self.count("units_bought_cost_nok", now, d.value0_nok * self.p.price_index[self.p.month(now)])
+            self.log(None, "unit_bought", d, price=d.value0_nok * self.p.price_index[self.p.month(now)])
+            self.env.process(self._relet(d))
+
+    def _disburse(self, hh: Household, fin: lending.Financing, price: float) -> None:
+        """Pay out the loan and grant; decide now (from the household's own draw) if and when it defaults."""
+        p, sl = self.p, self.s.startlan
+        now = self.env.now
+        m = p.month(now)
+        group = "lte" if hh.lte else "other"
+        if fin.grant_nok > 0:
+            self.count("tilskudd_grants", now)
+            self.count("tilskudd_nok", now, fin.grant_nok)
+        self.count("bank_loan_nok", now, fin.bank_loan_nok)
+        if fin.startlan_nok <= 0:
+            return
+        self.count("startlan_loans", now)
+        self.count("startlan_nok", now, fin.startlan_nok)
+        self.count(f"startlan_loans_{group}", now)
+        self.count(f"startlan_nok_{group}", now, fin.startlan_nok)
+        rate = p.rate_pct[m] + sl.municipal_margin_points
+        payment = lending.annuity_payment_month(fin.borrowed_nok, rate, sl.term_years)
+        burden = payment / max(self.income_nok_year(hh, now) / 12.0, 1.0)
+        hazard = lending.default_hazard_year(sl.default_base_per_year, burden, sl.default_reference_burden,
+                                             sl.default_burden_elasticity)
+        default_at = now - 12.0 * math.log1p(-hh.u[U_DEFAULT]) / hazard if hazard > 0 else math.inf
+        term_end = now + sl.term_years * 12.0
+        loss = 0.0
+        settle_at = math.inf
+        if default_at < min(term_end, p.n):
+            settle_at = default_at + sl.default_resolution_months
+            balance = lending.annuity_balance(fin.startlan_nok, rate, sl.term_years, default_at - now)
+            loss = balance * sl.loss_given_default_share
+            self._default_diff[p.month(default_at)] += 1
+            self.count("defaults", default_at)
+            if settle_at < p.n:
+                self._default_diff[p.month(settle_at)] -= 1
+                self.count("loss_nok", settle_at, loss)
+                self.count("loss_municipality_nok", settle_at, loss * sl.municipality_loss_share)
+                self.count("loss_state_nok", settle_at, loss * (1 - sl.municipality_loss_share))
+        self._loans_diff[m] += 1
+        end = min(term_end, settle_at)
+        if end < p.n:
+            self._loans_diff[p.month(end)] -= 1
+        self.loans.append((hh.id, group, now, fin.startlan_nok, fin.bank_loan_nok, fin.grant_nok, price, rate,
+                           sl.term_years, default_at if default_at < p.n else math.nan,
+                           settle_at if settle_at < p.n else math.nan, loss if settle_at < p.n else 0.0))
+
+    # ------------------------------------------------------------------ other startlån borrowers
+    def _other_borrowers(self, times: np.ndarray):
+        hhs = self._draw_households(len(times), False, times, "other_borrowers")
+        for hh in hhs:
+            yield self.wait(hh.arrived - self.env.now)
+            self.count("other_applicants", hh.arrived)
+            self.log(hh, "applied")
+            self.env.process(self._other(hh))
+
+    def _other(self, hh: Household):
+        _, price_z = hh.draws[0]
+        outcome = yield from self._buy(hh, 0, False, price_z)
+        if outcome != BOUGHT:
+            self.count("other_refused", self.env.now)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> "Model":
+        self._setup()
+        self.env.run(until=float(self.p.n))
+        self._finish()
+        return self
+
+    def _finish(self) -> None:
+        n = self.p.n
+        self._record_levels(n - 1)
+        self.level["active_loans"][:] = np.cumsum(self._loans_diff)[:n]
+        self.level["loans_in_default"][:] = np.cumsum(self._default_diff)[:n]
+        # the waiting list is reconstructed from each household's time on it, so late give-ups count in their month
+        enter, leave = [], []
+        for hh in self.households:
+            if not hh.lte:
+                continue
+            enter.append(hh.arrived if hh.arrived >= 0 else 0.0)
+            leave.append(self._left_waiting_list_at(hh))
+        enter_a, leave_a = np.array(enter), np.array(leave)
+        ends = np.arange(1, n + 1, dtype=float)
+        # on the list at the end of month m: entered before t = m + 1 and not left before it
+        self.level["waiting_list"][:] = (np.searchsorted(np.sort(enter_a), ends, side="left")
+                                         - np.searchsorted(np.sort(leave_a), ends, side="left"))
+        still = deque()
+        for hh in self.waiting:
+            if hh.give_up_at < n:
+                self._gave_up_waiting(hh)
+            else:
+                still.append(hh)
+        self.waiting = still
+
+    @staticmethod
+    def _left_waiting_list_at(hh: Household) -> float:
+        return hh.moved_in_at if hh.moved_in_at < math.inf else hh.give_up_at

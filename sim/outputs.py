@@ -1,0 +1,235 @@
+"""Writing results: output folders with a lock, atomic CSV and JSON files, two CSV dialects.
+
+Every file is written to a temporary name in its folder and renamed into place only when all files of a
+run are ready, so an interrupted or failed run leaves no half-written file. A folder in use holds a lock
+file naming the process; a second run into it is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from sim.errors import OutputError
+
+LOCK_NAME = ".lte.lock"
+DIALECTS = ("plain", "nb")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# ---------------------------------------------------------------------------------------------- folders
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_lock(lock: Path) -> tuple[str, int] | None:
+    try:
+        host, pid = lock.read_text().split()[:2]
+        return host, int(pid)
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def locked_dir(path: str | Path, overwrite: bool = False, allow_existing: bool = False) -> Iterator[Path]:
+    """Hold an output folder for one run.
+
+    Refuses a folder that another live process holds, and (unless ``overwrite`` or ``allow_existing``)
+    a folder that already has files. ``allow_existing`` is for resumable work such as sweeps.
+    A folder this call created is removed again if the run fails before writing anything.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: output path is a file, not a folder")
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create the output folder ({exc.strerror})") from None
+    lock = path / LOCK_NAME
+    holder = _read_lock(lock) if lock.exists() else None
+    if holder is not None:
+        host, pid = holder
+        if host != socket.gethostname() or _pid_alive(pid):
+            raise OutputError(f"{path}: output folder is in use by another run (process {pid} on {host}); "
+                              f"wait for it to finish, or remove {lock} if that run is gone")
+        lock.unlink(missing_ok=True)  # left by a run that died
+    if not (overwrite or allow_existing) and any(p.name != LOCK_NAME for p in path.iterdir()):
+        raise OutputError(f"{path}: output folder is not empty; choose another --out or pass --overwrite")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise OutputError(f"{path}: output folder is in use by another run") from None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write to the output folder ({exc.strerror})") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
+    try:
+        yield path
+    finally:
+        lock.unlink(missing_ok=True)
+        if created and not any(path.iterdir()):
+            path.rmdir()
+
+
+class AtomicWriter:
+    """Collects files written to temporary names; :meth:`commit` renames them all into place."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._pending: list[tuple[Path, Path]] = []
+
+    def _tmp(self, name: str) -> tuple[Path, Path]:
+        final = self.folder / name
+        tmp = self.folder / f".{name}.tmp-{os.getpid()}"
+        self._pending.append((tmp, final))
+        return tmp, final
+
+    def table(self, name: str, df: pd.DataFrame, dialect: str = "plain") -> None:
+        tmp, _ = self._tmp(name)
+        write_csv(df, tmp, dialect)
+
+    def json(self, name: str, data: dict) -> None:
+        tmp, _ = self._tmp(name)
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+    def bytes(self, name: str, data: bytes) -> None:
+        tmp, _ = self._tmp(name)
+        tmp.write_bytes(data)
+
+    def commit(self) -> list[Path]:
+        done = []
+        for tmp, final in self._pending:
+            os.replace(tmp, final)
+            done.append(final)
+        self._pending = []
+        return done
+
+    def discard(self) -> None:
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending = []
+
+    def __enter__(self) -> "AtomicWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+# ---------------------------------------------------------------------------------------------- CSV
+def tidy_numbers(df: pd.DataFrame) -> pd.DataFrame:
+    """Whole numbers as integers, NOK rounded to whole kroner, other decimals to 6 places.
+
+    Rounding makes the files identical across machines whose last floating-point bit may differ.
+    """
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if not pd.api.types.is_float_dtype(s):
+            continue
+        if col.endswith("_nok") or "_nok_" in col or col.startswith("nok"):
+            s = s.round(0)
+        else:
+            s = s.round(6)
+        finite = s.dropna()
+        if len(finite) == len(s) and np.all(np.mod(finite, 1) == 0) and (finite.abs() < 2**53).all():
+            out[col] = s.astype("int64")
+        else:
+            out[col] = s.where(s != 0, 0.0)  # no "-0"
+    return out
+
+
+def guard_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Make text cells inert in a spreadsheet: a cell starting with = + - @ gets a leading apostrophe."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return out
+
+
+def write_csv(df: pd.DataFrame, path: str | Path, dialect: str = "plain") -> None:
+    """Write a table. ``plain``: comma, decimal point, UTF-8. ``nb``: semicolon, decimal comma, UTF-8
+    with BOM, for Excel with Norwegian settings. Both guard text cells against formulas."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown CSV dialect {dialect!r}")
+    df = guard_formulas(tidy_numbers(df))
+    if dialect == "nb":
+        df.to_csv(path, sep=";", decimal=",", index=False, encoding="utf-8-sig", lineterminator="\n")
+    else:
+        df.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_csv` in either dialect."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
+    return pd.read_csv(path)
+
+
+# ---------------------------------------------------------------------------------------------- a run's files
+def run_tables(result) -> dict[str, pd.DataFrame]:
+    """The tables of a finished run (a :class:`sim.runner.RunResult`), by file name."""
+    from sim.runner import add_dates, summary, yearly
+    from sim.timeline import YearMonth
+
+    start = YearMonth.parse(result.scenario.period.start)
+    monthly = result.monthly
+    year_table = yearly(monthly)
+    tables = {
+        "monthly.csv": monthly,
+        "yearly.csv": year_table,
+        "summary.csv": summary(year_table),
+        "loans.csv": add_dates(result.loans, start, ["t", "default_t", "settled_t"]),
+    }
+    events = result.events
+    if events is not None:
+        tables["events.csv"] = add_dates(events, start, ["t"])
+    return tables
+
+
+def manifest(result, loaded, command: list[str], started: str, finished: str, extra: dict | None = None) -> dict:
+    """What produced a run: the resolved scenario, a hash of its files, seed, versions, command, times."""
+    import platform
+
+    import scipy
+    import simpy
+
+    from sim import __version__
+
+    data = {
+        "scenario_name": result.scenario.name,
+        "scenario": result.scenario.model_dump(mode="json"),
+        "scenario_files": [str(f) for f in loaded.files],
+        "scenario_files_sha256": loaded.files_hash(),
+        "seed": result.seed,
+        "replications": len(result.replications),
+        "package_version": __version__,
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+                     "simpy": simpy.__version__, "pandas": pd.__version__},
+        "command": command,
+        "started": started,
+        "finished": finished,
+    }
+    if extra:
+        data.update(extra)
+    return data

@@ -1,0 +1,472 @@
+"""The scenario: its schema (one place, top to bottom), and the loader that reads, merges and validates it.
+
+A scenario is a TOML file. Every field below says its unit and what it means, and what kind of number it
+is, so that sweeps, calibration and the README's key table can be derived from it:
+
+- ``fact``: a documented figure or a structural choice (with a source in the file's ``[sources]``),
+- ``policy``: a lever the municipality controls (sweeps vary these),
+- ``exogenous``: a path the municipality does not control, such as prices and rates (uncertainties),
+- ``behavioural``: how households behave; no document gives it, calibration fits it.
+
+Dated parameters are a number (constant) or a table ``{2011 = 35e6, "2013-07" = 120e6}``: each value holds
+from its date until the next. ``extends = "base.toml"`` merges a variant over a base key by key; a dated
+table in a variant replaces the base's table whole.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sim.errors import ScenarioError
+from sim.timeline import YearMonth, months_between, parse_dated
+
+KINDS = ("fact", "policy", "exogenous", "behavioural")
+
+
+def F(default: Any = ..., *, unit: str, doc: str, kind: str = "fact", **constraints: Any) -> Any:
+    """A schema field with its unit, meaning and kind stored beside it."""
+    assert kind in KINDS
+    return Field(default, description=doc, json_schema_extra={"unit": unit, "kind": kind}, **constraints)
+
+
+def _dated(ge: float | None = None, le: float | None = None, gt: float | None = None):
+    def check(value: Any) -> Any:
+        steps = parse_dated(value)
+        for when, v in steps:
+            where = "" if when.year == 1 else f" at {when}"
+            if ge is not None and v < ge:
+                raise ValueError(f"value{where} is {v:g}; it must be at least {ge:g}")
+            if gt is not None and v <= gt:
+                raise ValueError(f"value{where} is {v:g}; it must be above {gt:g}")
+            if le is not None and v > le:
+                raise ValueError(f"value{where} is {v:g}; it must be at most {le:g}")
+        return value
+
+    return Annotated[Union[float, dict[str, float]], AfterValidator(check)]
+
+
+def _year_month(value: str) -> str:
+    return str(YearMonth.parse(value))
+
+
+Dated = _dated()
+DatedNonNeg = _dated(ge=0)
+DatedPositive = _dated(gt=0)
+DatedProbability = _dated(ge=0, le=1)
+Month = Annotated[str, AfterValidator(_year_month)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Period(Section):
+    """When the simulation runs."""
+
+    start: Month = F("2010-01", unit="YYYY-MM", doc="first simulated month (a run-in before the programme is allowed)")
+    end: Month = F("2030-12", unit="YYYY-MM", doc="last simulated month, inclusive")
+    programme_start: Month = F("2011-06", unit="YYYY-MM", doc="month leie til eie starts screening tenants")
+
+    @model_validator(mode="after")
+    def _order(self) -> "Period":
+        s, p, e = (YearMonth.parse(x) for x in (self.start, self.programme_start, self.end))
+        if not s < e:
+            raise ValueError(f"dates out of order: start {s} must come before end {e}")
+        if not s <= p <= e:
+            raise ValueError(f"dates out of order: programme_start {p} must lie between start {s} and end {e}")
+        return self
+
+    @property
+    def n_months(self) -> int:
+        return months_between(YearMonth.parse(self.start), YearMonth.parse(self.end)) + 1
+
+
+class Stock(Section):
+    """The municipal rental stock at the start of the period."""
+
+    initial_units: int = F(unit="dwellings", doc="municipal rental dwellings at period start", ge=1)
+    family_share: Probability = F(unit="share", doc="share of dwellings with 3+ rooms (family dwellings)")
+    dedicated_share: Probability = F(unit="share", doc="share dedicated to groups with staff on site; never for sale")
+    sellable_share: Probability = F(unit="share", doc="share of the other dwellings the municipality is willing to sell")
+    initial_occupancy: Probability = F(unit="share", doc="share of dwellings let at period start")
+    relet_delay_months: float = F(unit="months", doc="time from a dwelling falling vacant to the next tenant moving in", ge=0)
+    value_small_nok: float = F(unit="NOK", doc="market value of a small municipal dwelling at period start", gt=0)
+    value_family_nok: float = F(unit="NOK", doc="market value of a family municipal dwelling at period start", gt=0)
+    rent_small_nok_month: float = F(unit="NOK/month", doc="monthly rent of a small dwelling at period start", ge=0)
+    rent_family_nok_month: float = F(unit="NOK/month", doc="monthly rent of a family dwelling at period start", ge=0)
+
+
+class Households(Section):
+    """Who comes into municipal housing, and what they bring."""
+
+    arrivals_per_year: DatedNonNeg = F(unit="households/year", doc="households joining the waiting list (incl. refugees settled)", kind="exogenous")
+    initial_waiting_list: int = F(unit="households", doc="households on the waiting list at period start", ge=0)
+    waiting_patience_months: float = F(unit="months", doc="mean time a household waits for a dwelling before finding another solution", gt=0, kind="behavioural")
+    exit_rate_per_year: float = F(unit="1/year", doc="hazard of a tenant leaving by other routes (private rental, moving away)", ge=0, kind="behavioural")
+    initial_tenure_max_years: float = F(unit="years", doc="initial tenants moved in uniformly within this many years before start", gt=0)
+    share_with_children: Probability = F(unit="share", doc="share of households with children")
+    mean_children: float = F(unit="children", doc="mean number of children in households with children", ge=1)
+    share_two_adults: Probability = F(unit="share", doc="share of households with two adults (the rest have one)")
+    share_immigrant: Probability = F(unit="share", doc="share of households with immigrant background")
+    share_introduction_programme: Probability = F(unit="share", doc="share of immigrant households arriving in the introduction programme")
+    introduction_months: float = F(unit="months", doc="length of the introduction programme", gt=0)
+    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax, households not in the programme, at period start", gt=0)
+    income_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of income after tax", ge=0)
+    introduction_income_nok_year: float = F(unit="NOK/year", doc="income after tax while in the introduction programme, at period start", gt=0)
+    work_after_introduction_probability: Probability = F(unit="share", doc="share who move into work after the programme (others keep a low income)", kind="behavioural")
+    savings_mean_nok: float = F(unit="NOK", doc="mean savings on arrival (exponentially distributed)", ge=0)
+    debt_problems_share: Probability = F(unit="share", doc="share with debt problems (other debt payments, no loan until cleared)")
+
+
+class Market(Section):
+    """Exogenous paths: prices, rates, incomes."""
+
+    price_index: DatedPositive = F(unit="index", doc="house price index, 1.0 at period start", kind="exogenous")
+    husbanken_rate_pct: DatedNonNeg = F(unit="%/year", doc="Husbanken's floating rate", kind="exogenous")
+    income_index: DatedPositive = F(unit="index", doc="income growth index, 1.0 at period start", kind="exogenous")
+    cost_index: DatedPositive = F(unit="index", doc="consumer price index for living costs, 1.0 at period start", kind="exogenous")
+    private_price_small_nok: float = F(unit="NOK", doc="median price of a small dwelling bought privately, at period start", gt=0)
+    private_price_family_nok: float = F(unit="NOK", doc="median price of a family dwelling bought privately, at period start", gt=0)
+    price_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of private purchase prices", ge=0)
+
+
+class Programme(Section):
+    """Leie til eie: screening, advice, and how tenants buy."""
+
+    advisers: int = F(unit="advisers", doc="advisers working on leie til eie", ge=0, kind="policy")
+    households_per_adviser: int = F(unit="households", doc="households one adviser follows at a time", ge=1)
+    screening_rate_per_year: float = F(unit="1/year", doc="rate at which a tenant is assessed for ownership potential", ge=0, kind="behavioural")
+    potential_share: DatedProbability = F(unit="share", doc="share of assessed tenants found to have ownership potential", kind="behavioural")
+    advice_months_mean: float = F(unit="months", doc="mean duration of advice (gamma distributed)", gt=0, kind="behavioural")
+    advice_months_cv: float = F(unit="ratio", doc="coefficient of variation of the advice duration", gt=0)
+    dropout_probability: Probability = F(unit="share", doc="share of advised households who drop out", kind="behavioural")
+    saving_during_advice_nok_month: float = F(unit="NOK/month", doc="what an advised household saves each month of advice", ge=0)
+    debt_clear_probability: Probability = F(unit="share", doc="chance that advice clears a household's debt problems", kind="behavioural")
+    buy_own_share: Probability = F(unit="share", doc="share of buyers who buy their own dwelling when it is for sale", kind="behavioural")
+    sell_to_tenants: bool = F(unit="yes/no", doc="whether the municipality sells sellable dwellings to their tenants", kind="policy")
+    replacement_ratio: float = F(unit="dwellings/sale", doc="dwellings bought for each dwelling sold to a tenant", ge=0, kind="policy")
+    replacement_delay_months: float = F(unit="months", doc="time from a sale to the replacement purchase", ge=0)
+    search_months_mean: float = F(unit="months", doc="mean time from approval to a private purchase (exponential)", gt=0, kind="behavioural")
+    search_success_probability: Probability = F(unit="share", doc="share of approved private searchers who find a home", kind="behavioural")
+    closing_months_own: float = F(unit="months", doc="time from approval to buying one's own municipal dwelling", ge=0)
+    reapply_after_months: float = F(unit="months", doc="time before a refused or gave-up tenant is referred again", gt=0)
+    max_attempts: int = F(unit="attempts", doc="times a tenant goes through advice and application at most", ge=1, le=4)
+
+
+class Startlan(Section):
+    """Startlån: ability to pay, loan sizing, interest, default and loss."""
+
+    stress_addon_points: DatedNonNeg = F(unit="%-points", doc="added to the loan rate when testing ability to pay", kind="policy")
+    stress_floor_pct: DatedNonNeg = F(unit="%/year", doc="lowest rate ability to pay is tested at", kind="policy")
+    term_years: float = F(unit="years", doc="maximum term the payment is computed over", gt=0, le=50, kind="policy")
+    max_share_of_price: float = F(unit="share of price", doc="startlån cap: 1.0 is full financing, less is a top-up", gt=0, le=1.2, kind="policy")
+    purchase_costs_share: float = F(unit="share of price", doc="fees and document duty on a purchase", ge=0, le=0.2)
+    living_adult_nok_year: float = F(unit="NOK/year", doc="living costs per adult at period start (SIFO-style)", ge=0)
+    living_child_nok_year: float = F(unit="NOK/year", doc="living costs per child at period start", ge=0)
+    living_household_nok_year: float = F(unit="NOK/year", doc="fixed living costs per household at period start", ge=0)
+    other_debt_nok_year: float = F(unit="NOK/year", doc="payments on other debt of a household with debt problems", ge=0)
+    municipal_margin_points: float = F(unit="%-points", doc="municipality's margin over Husbanken's rate", ge=0, le=0.25, kind="policy")
+    default_base_per_year: float = F(unit="1/year", doc="default hazard of a borrower at the reference payment burden", ge=0, kind="behavioural")
+    default_burden_elasticity: float = F(unit="1/burden", doc="how steeply the hazard rises with payment burden", ge=0)
+    default_reference_burden: Probability = F(unit="payment/income", doc="burden at which the hazard is the base")
+    default_resolution_months: float = F(unit="months", doc="time a loan stays in default before the loss is settled", gt=0)
+    loss_given_default_share: Probability = F(unit="share of balance", doc="share of the outstanding balance lost on a default")
+    municipality_loss_share: Probability = F(unit="share of loss", doc="the municipality's share of a loss (the state carries the rest)")
+
+
+class Round(Section):
+    month: int = F(unit="month of year", doc="calendar month the round arrives (1-12)", ge=1, le=12)
+    share: Probability = F(unit="share of yearly frame", doc="share of the year's frame in this round")
+    cut_max_share: Probability = F(0.0, unit="share of round", doc="the round may be cut by a uniform random share up to this")
+
+
+class Frame(Section):
+    """The yearly startlån frame from Husbanken and how it is rationed."""
+
+    yearly_nok: DatedNonNeg = F(unit="NOK/year", doc="frame applied for and granted each year, before any cut", kind="policy")
+    rounds: list[Round] = F(unit="rounds", doc="allocation rounds in a year: month, share, largest random cut")
+    earmark_lte_share: Probability = F(0.0, unit="share of frame", doc="share reserved for leie-til-eie tenants", kind="policy")
+    priority: Literal["first_come", "families_first", "lte_first", "smallest_loan_first"] = F(
+        "first_come", unit="rule", doc="order in which waiting applicants are served", kind="policy")
+    patience_months: float = F(unit="months", doc="mean time an approved applicant waits for the frame before giving up", gt=0, kind="behavioural")
+    carry_over: bool = F(False, unit="yes/no", doc="whether frame left at year end carries into the next year", kind="policy")
+
+    @model_validator(mode="after")
+    def _rounds(self) -> "Frame":
+        if not self.rounds:
+            raise ValueError("rounds: at least one allocation round is needed")
+        months = [r.month for r in self.rounds]
+        if months != sorted(set(months)):
+            raise ValueError(f"rounds: dates out of order: months {months} must be strictly increasing")
+        total = sum(r.share for r in self.rounds)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"rounds: shares sum to {total:g}; they must sum to 1")
+        return self
+
+
+class Tilskudd(Section):
+    """Tilskudd til etablering: the means-tested establishment grant."""
+
+    budget_nok_year: DatedNonNeg = F(unit="NOK/year", doc="grant budget each year", kind="policy")
+    max_share_of_price: Probability = F(unit="share of price", doc="largest grant as a share of price", kind="policy")
+    max_nok: float = F(unit="NOK", doc="largest grant", ge=0, kind="policy")
+    income_limit_nok_year: float = F(unit="NOK/year", doc="means test: income after tax at or below this (at period start, follows the income index)", ge=0, kind="policy")
+    writedown_years: float = F(unit="years", doc="grant written down evenly over this many years", gt=0)
+
+
+class OtherBorrowers(Section):
+    """Startlån borrowers from outside the municipal stock, drawing on the same frame."""
+
+    applicants_per_year: DatedNonNeg = F(unit="households/year", doc="approved-in-principle applicants per year", kind="behavioural")
+    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax at period start", gt=0)
+    income_sigma_log: float = F(unit="log NOK", doc="spread of income", ge=0)
+    share_with_children: Probability = F(unit="share", doc="share of households with children")
+    savings_mean_nok: float = F(unit="NOK", doc="mean own funds (exponentially distributed)", ge=0)
+
+
+class Scenario(Section):
+    """A whole scenario. ``sources`` maps a key path to its source or to 'assumption: why'."""
+
+    name: str = F(unit="text", doc="short name; used for the default output folder", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = F("", unit="text", doc="what this scenario is for")
+    seed: int = F(1, unit="integer", doc="default seed for replications (the --seed flag overrides)", ge=0)
+    replications: int = F(20, unit="runs", doc="default number of replications (--replications overrides)", ge=1)
+    period: Period = Period()
+    stock: Stock
+    households: Households
+    market: Market
+    programme: Programme
+    startlan: Startlan
+    frame: Frame
+    tilskudd: Tilskudd
+    other_borrowers: OtherBorrowers
+    sources: dict[str, str] = F(default_factory=dict, unit="text", doc="key path -> source or 'assumption: ...'")
+
+    @model_validator(mode="after")
+    def _dated_cover_period(self) -> "Scenario":
+        start = YearMonth.parse(self.period.start)
+        for path, value in iter_leaves(self.model_dump(exclude={"sources"})):
+            if isinstance(value, dict) and value and all(_DATE_KEY.match(str(k)) for k in value):
+                first = parse_dated(value)[0][0]
+                if first > start:
+                    raise ValueError(f"{path}: the first dated value ({first}) comes after the period start ({start}); "
+                                     "give a value in force at the start")
+        known = set(leaf_paths(Scenario))
+        for key in self.sources:
+            if key not in known:
+                raise ValueError(f"sources: {key!r} is not a key of the scenario{_suggest(key, known)}")
+        return self
+
+
+_DATE_KEY = re.compile(r"^\d{4}(-\d{2})?$")
+
+
+def iter_leaves(tree: dict, prefix: str = ""):
+    """Yield (dotted path, value) for every leaf of a nested dict; dated tables count as leaves."""
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not all(_DATE_KEY.match(str(k)) for k in value):
+            yield from iter_leaves(value, path + ".")
+        else:
+            yield path, value
+
+
+def leaf_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted paths of every field in the schema (sections expanded)."""
+    out = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, Section):
+            out.extend(leaf_paths(ann, f"{prefix}{name}."))
+        else:
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def field_info(path: str):
+    """(FieldInfo, section model) of a dotted key path, or None if the schema has no such key."""
+    model: type[BaseModel] = Scenario
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        if i == len(parts) - 1:
+            return field
+        if not (isinstance(ann, type) and issubclass(ann, Section)):
+            return None
+        model = ann
+    return None
+
+
+def field_kind(path: str) -> str | None:
+    info = field_info(path)
+    if info is None:
+        return None
+    return (info.json_schema_extra or {}).get("kind", "fact")
+
+
+def _suggest(word: str, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def read_toml(path: Path) -> dict:
+    """Read a TOML file; a missing or malformed file is a ScenarioError naming it."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ScenarioError(str(path), [("", "file not found")]) from None
+    except IsADirectoryError:
+        raise ScenarioError(str(path), [("", "is a folder, not a file")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(str(path), [("", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError(str(path), [("", "not a UTF-8 text file")]) from None
+
+
+def merge(base: dict, override: dict, origins: dict[str, str], file: str, prefix: str = "") -> dict:
+    """Merge override over base key by key (sections recurse; dated tables and lists are replaced)."""
+    out = dict(base)
+    for key, value in override.items():
+        path = f"{prefix}{key}"
+        is_section = isinstance(value, dict) and not (value and all(_DATE_KEY.match(str(k)) for k in value))
+        if is_section and isinstance(out.get(key), dict) and key != "sources":
+            out[key] = merge(out[key], value, origins, file, path + ".")
+        elif key == "sources" and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+            origins[path] = file
+        else:
+            out[key] = value
+            origins[path] = file
+            if isinstance(value, dict):
+                for sub, _ in iter_leaves(value, path + "."):
+                    origins[sub] = file
+    return out
+
+
+def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str], list[Path]]:
+    """Read a scenario file and the files it extends. Returns (merged dict, key origins, files read)."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        raise ScenarioError(str(path), [("extends", "files extend each other in a circle")])
+    data = read_toml(path)
+    origins: dict[str, str] = {}
+    files = [path]
+    base_name = data.pop("extends", None)
+    if base_name is not None:
+        if not isinstance(base_name, str):
+            raise ScenarioError(str(path), [("extends", "must be a file name in quotes")])
+        base_path = path.parent / base_name
+        if not base_path.is_file():
+            raise ScenarioError(str(path), [("extends", f"base file {base_path} not found")])
+        base, origins, base_files = load_raw(base_path, _chain + (resolved,))
+        files = base_files + files
+        base.pop("name", None)  # a variant names itself (or takes its file name)
+        data = merge(base, data, origins, str(path))
+    else:
+        for sub, _ in iter_leaves(data):
+            origins[sub] = str(path)
+    data.setdefault("name", path.stem)
+    origins.setdefault("name", str(path))
+    return data, origins, files
+
+
+def validate(data: dict, origins: dict[str, str], default_file: str) -> Scenario:
+    """Validate a merged scenario dict; raise one ScenarioError listing every problem."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems: dict[str, list[tuple[str, str]]] = {}
+        for err in exc.errors():
+            loc = [str(x) for x in err["loc"]]
+            key = ".".join(loc)
+            rule = _rule(err, loc)
+            file = _origin(loc, origins, default_file)
+            problems.setdefault(file, []).append((key, rule))
+        files = list(problems)
+        if len(files) == 1:
+            raise ScenarioError(files[0], problems[files[0]]) from None
+        flat = [(f"{key} (in {file})" if key else file, rule) for file in files for key, rule in problems[file]]
+        raise ScenarioError(default_file, flat) from None
+
+
+def _rule(err: dict, loc: list[str]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = field_info(".".join(loc[:-1])) if len(loc) > 1 else None
+        model = parent.annotation if parent is not None else Scenario
+        names = model.model_fields.keys() if isinstance(model, type) and issubclass(model, BaseModel) else []
+        return f"unknown key{_suggest(loc[-1], names)}"
+    if kind == "missing":
+        return "required key is missing"
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        msg = f"{msg} (got {err.get('input')!r})"
+    return msg
+
+
+def _origin(loc: list[str], origins: dict[str, str], default: str) -> str:
+    for n in range(len(loc), 0, -1):
+        key = ".".join(loc[:n])
+        if key in origins:
+            return origins[key]
+    return default
+
+
+def load(path: str | Path) -> "LoadedScenario":
+    """Read, merge and validate a scenario file. Raises ScenarioError for any user mistake."""
+    data, origins, files = load_raw(path)
+    scenario = validate(data, origins, str(path))
+    return LoadedScenario(scenario, [Path(f) for f in files])
+
+
+class LoadedScenario:
+    """A validated scenario with the files it came from (for the manifest's hash)."""
+
+    def __init__(self, scenario: Scenario, files: list[Path]):
+        self.scenario = scenario
+        self.files = files
+
+    def files_hash(self) -> str:
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        return h.hexdigest()
+
+
+def with_overrides(scenario: Scenario, overrides: dict[str, Any], file: str = "<overrides>") -> Scenario:
+    """A copy of a scenario with dotted-key values replaced, validated again (used by sweeps and calibration)."""
+    data = scenario.model_dump(mode="json")
+    origins: dict[str, str] = {}
+    for path, value in overrides.items():
+        node = data
+        parts = path.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ScenarioError(file, [(path, f"unknown key{_suggest(path, leaf_paths(Scenario))}")])
+            node = node[part]
+        if parts[-1] not in node:
+            raise ScenarioError(file, [(path, f"unknown key{_suggest(path, leaf_paths(Scenario))}")])
+        node[parts[-1]] = value
+        origins[path] = file
+    return validate(data, origins, file)
