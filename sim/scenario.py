@@ -419,8 +419,12 @@ def _rule(err: dict, loc: list[str]) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
-    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        msg = f"{msg} (got {err.get('input')!r})"
+    bounds = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most"),
+              "greater_than": ("gt", "above"), "less_than": ("lt", "below")}
+    if kind in bounds:
+        key, words = bounds[kind]
+        limit = (err.get("ctx") or {}).get(key)
+        return f"must be {words} {limit} (got {err.get('input')!r})"
     return msg
 
 
