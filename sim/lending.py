@@ -10,6 +10,11 @@ import math
 from dataclasses import dataclass
 
 
+def _discount(r: float, n: int) -> float:
+    """1 - (1 + r)^-n, computed without cancellation for very small monthly rates r."""
+    return -math.expm1(-n * math.log1p(r))
+
+
 def annuity_payment_month(principal_nok: float, rate_pct: float, term_years: float) -> float:
     """Monthly payment of an annuity loan (interest plus instalment, constant each month).
 
@@ -21,7 +26,7 @@ def annuity_payment_month(principal_nok: float, rate_pct: float, term_years: flo
     r = rate_pct / 100.0 / 12.0
     if r == 0:
         return principal_nok / n
-    return principal_nok * r / (1.0 - (1.0 + r) ** -n)
+    return principal_nok * r / _discount(r, n)
 
 
 def annuity_principal(payment_month_nok: float, rate_pct: float, term_years: float) -> float:
@@ -32,7 +37,7 @@ def annuity_principal(payment_month_nok: float, rate_pct: float, term_years: flo
     r = rate_pct / 100.0 / 12.0
     if r == 0:
         return payment_month_nok * n
-    return payment_month_nok * (1.0 - (1.0 + r) ** -n) / r
+    return payment_month_nok * _discount(r, n) / r
 
 
 def annuity_balance(principal_nok: float, rate_pct: float, term_years: float, months_paid: float) -> float:
@@ -44,9 +49,9 @@ def annuity_balance(principal_nok: float, rate_pct: float, term_years: float, mo
     r = rate_pct / 100.0 / 12.0
     if r == 0:
         return principal_nok * (1 - k / n)
-    g = (1.0 + r) ** k
+    growth = math.expm1(k * math.log1p(r))  # (1 + r)^k - 1, exact for tiny r
     pay = annuity_payment_month(principal_nok, rate_pct, term_years)
-    return principal_nok * g - pay * (g - 1.0) / r
+    return max(principal_nok * (1.0 + growth) - pay * growth / r, 0.0)
 
 
 def stressed_rate_pct(rate_pct: float, addon_points: float, floor_pct: float) -> float:
