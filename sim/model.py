@@ -308,7 +308,16 @@ class Model:
                     amount = p.frame_yearly[m] * rnd.share * (1.0 - cut)
                     self.count("frame_granted_nok", m, amount)
                     self.frame.add(amount)
-            yield self.wait(1.0)
+            yield self._month_boundary()
+
+    def _month_boundary(self) -> simpy.Event:
+        """A one-month wait that fires before any other event at the same instant, so month-end levels
+        exclude what happens exactly at the boundary (which flows count in the new month)."""
+        self.events_handled += 1
+        event = self.env.event()
+        event._ok, event._value = True, None
+        self.env.schedule(event, simpy.events.URGENT, 1.0)
+        return event
 
     def _record_levels(self, m: int) -> None:
         lv, p = self.level, self.p

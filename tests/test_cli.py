@@ -1,0 +1,126 @@
+"""The command line: runs, determinism, and every user-error path (exit 2, one message, nothing written)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import cli
+
+from .conftest import DRAMMEN, write_variant
+
+SHORT = '[period]\nend = "2012-12"\n'
+
+
+@pytest.fixture()
+def short_file(tmp_path):
+    return write_variant(tmp_path, SHORT, "short.toml")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_run_writes_all_files(tmp_path, short_file):
+    out = tmp_path / "out"
+    r = invoke("run", short_file, "-n", 2, "--out", out, "--events")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["events.csv", "loans.csv", "manifest.json", "monthly.csv", "summary.csv", "yearly.csv"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("scenario", "scenario_files_sha256", "seed", "replications", "package_version", "command", "started", "finished"):
+        assert key in manifest
+    assert manifest["replications"] == 2 and manifest["scenario"]["period"]["end"] == "2012-12"
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path, short_file):
+    outs = []
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        out = tmp_path / name
+        assert invoke("run", short_file, "-n", 2, "--seed", seed, "--out", out, "--events").exit_code == 0
+        outs.append(out)
+    for f in ("monthly.csv", "yearly.csv", "summary.csv", "loans.csv", "events.csv"):
+        assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+        assert (outs[0] / f).read_bytes() != (outs[2] / f).read_bytes(), f
+
+
+def _assert_user_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    text = result.output
+    assert "Traceback" not in text
+    for frag in fragments:
+        assert frag in text, text
+
+
+@pytest.mark.parametrize("body, fragments", [
+    ("[frame]\npatiense_months = 3\n", ["frame.patiense_months", "unknown key", "did you mean 'patience_months'"]),
+    ("[frame]\nyearly_nok = -1\n", ["frame.yearly_nok", "at least 0"]),
+    ("[programme]\nbuy_own_share = 1.2\n", ["programme.buy_own_share", "at most 1"]),
+    ("[period]\nprogramme_start = \"2031-01\"\n", ["period", "out of order"]),
+    ("[tilskudd]\nbudget_nok_year = {2012 = 1, 2010 = 2}\n", ["tilskudd.budget_nok_year", "out of order"]),
+])
+def test_bad_scenario_exit_2_nothing_written(tmp_path, body, fragments):
+    path = write_variant(tmp_path, body, "bad.toml")
+    out = tmp_path / "out"
+    for cmd in (["validate", path], ["run", path, "--out", out]):
+        r = invoke(*cmd)
+        _assert_user_error(r, "bad.toml", *fragments)
+    assert not out.exists()
+
+
+def test_missing_and_malformed_file(tmp_path):
+    _assert_user_error(invoke("run", tmp_path / "nope.toml", "--out", tmp_path / "o"), "nope.toml", "file not found")
+    bad = tmp_path / "mal.toml"
+    bad.write_text("name = 'x'\n[stock\n")
+    _assert_user_error(invoke("validate", bad), "mal.toml", "not valid TOML")
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_empty_out_is_refused_unless_overwrite(tmp_path, short_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out), "not empty", "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    assert invoke("run", short_file, "-n", 1, "--out", out, "--overwrite").exit_code == 0
+    assert (out / "mine.txt").read_text() == "keep me" and (out / "monthly.csv").exists()
+
+
+def test_folder_in_use_is_refused(tmp_path, short_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lte.lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # held by a live process (us)
+    _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out, "--overwrite"), "in use")
+    assert sorted(p.name for p in out.iterdir()) == [".lte.lock"]
+
+
+def test_stale_lock_is_taken_over(tmp_path, short_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lte.lock").write_text(f"{socket.gethostname()} 999999999\n")  # no such process
+    assert invoke("run", short_file, "-n", 1, "--out", out).exit_code == 0
+    assert not (out / ".lte.lock").exists()
+
+
+def test_bad_flags(tmp_path, short_file):
+    for args in (["-n", 0], ["--seed", -1], ["--csv-dialect", "fr"]):
+        r = invoke("run", short_file, "--out", tmp_path / "o", *args)
+        assert r.exit_code == 2 and "Traceback" not in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_validate_ok():
+    r = invoke("validate", DRAMMEN)
+    assert r.exit_code == 0 and "ok" in r.output
+
+
+def test_console_script_and_module(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "lte")
+    r = subprocess.run([exe, "validate", str(tmp_path / "nope.toml")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "sim", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "run" in r.stdout
