@@ -99,7 +99,7 @@ class Household:
         self.savings_nok = savings_nok
         self.debt_problems = debt_problems
         self.u = u  # the household's uniforms, one column per decision (see U_*)
-        self.draws = draws  # per attempt: (advice duration in months, standard normal for the price)
+        self.draws = draws  # (advice duration in months per attempt, standard normal for the price per attempt)
         self.arrived = arrived
         self.give_up_at = math.inf
         self.moved_in_at = math.inf
@@ -232,7 +232,7 @@ class Model:
         cols = [ATTEMPT_BASE + a * PER_ATTEMPT for a in range(MAX_ATTEMPTS)]
         dur = stats.gamma.ppf(u[:, [c + U_ADVICE for c in cols]], shape, scale=scale).tolist()
         z = stats.norm.ppf(u[:, [c + U_PRICE for c in cols]]).tolist()
-        return [list(zip(d, zz)) for d, zz in zip(dur, z)]
+        return list(zip(dur, z))
 
     def _arrival_times(self, per_year: np.ndarray, stream: str, t0: float = 0.0) -> np.ndarray:
         """A Poisson process with a rate that changes by month: counts per month, times within it."""
@@ -267,7 +267,7 @@ class Model:
                 self._move_in(tenants[k], d, announce=False)
                 k += 1
             else:
-                self.env.process(self._relet(d))
+                self._schedule_relet(d)
         waiting = self._draw_households(s.households.initial_waiting_list, True,
                                         np.zeros(s.households.initial_waiting_list), "tenants")
         for hh in waiting:
@@ -363,8 +363,16 @@ class Model:
             self.events.append((hh.give_up_at, hh.id, "tenant", "gave_up_waiting", -1, 0.0, 0.0, 0.0))
         hh.exit_at = hh.give_up_at
 
-    def _relet(self, d: Dwelling):
-        yield self.wait(self.s.stock.relet_delay_months)
+    def _after(self, delay: float, action, *args) -> None:
+        """Call ``action(*args)`` after ``delay`` months: a bare timeout with a callback, cheaper than a process
+        for a single step (re-letting, leaving)."""
+        self.events_handled += 1
+        self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _event: action(*args))
+
+    def _schedule_relet(self, d: Dwelling) -> None:
+        self._after(self.s.stock.relet_delay_months, self._relet, d)
+
+    def _relet(self, d: Dwelling) -> None:
         hh = self._next_from_waiting_list()
         if hh is None:
             self.vacant.append(d)
@@ -372,6 +380,8 @@ class Model:
             self._move_in(hh, d)
 
     def _move_in(self, hh: Household, d: Dwelling, announce: bool = True) -> None:
+        """A household moves in; its exit and screening times follow from its own draws."""
+        p = self.p
         now = self.env.now
         hh.dwelling = d
         hh.moved_in_at = now
@@ -382,7 +392,12 @@ class Model:
         if announce:
             self.count("moved_in", now)
             self.log(hh, "moved_in", d)
-        self.env.process(self._tenancy(hh))
+        rate = self.s.programme.screening_rate_per_year / 12.0
+        screen_at = max(now, p.programme_start) - math.log1p(-hh.u[U_SCREEN]) / rate if rate > 0 else math.inf
+        if screen_at < hh.exit_at and screen_at < p.n:
+            self.env.process(self._programme(hh, screen_at))
+        elif hh.exit_at < p.n:  # most tenants: nothing happens until they leave, so no process is needed
+            self._after(hh.exit_at - now, self._exit_other_route, hh)
 
     def _vacate(self, hh: Household) -> Dwelling:
         d = hh.dwelling
@@ -391,44 +406,39 @@ class Model:
         self.rent_roll0 -= d.rent0_nok
         return d
 
-    # ------------------------------------------------------------------ tenancy and the programme
-    def _tenancy(self, hh: Household):
-        p, prog = self.p, self.s.programme
-        now = self.env.now
-        rate = prog.screening_rate_per_year / 12.0
-        screen_at = max(now, p.programme_start) - math.log1p(-hh.u[U_SCREEN]) / rate if rate > 0 else math.inf
-        if screen_at < hh.exit_at and screen_at < p.n:
-            yield self.wait(screen_at - now)
-            self.count("screened", screen_at)
-            self.log(hh, "screened")
-            if hh.u[U_POTENTIAL] < p.potential_share[p.month(screen_at)]:
-                self.count("referred", screen_at)
-                self.log(hh, "referred")
-                for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS)):
-                    outcome = yield from self._attempt(hh, attempt)
-                    if outcome == BOUGHT:
-                        return
-                    if outcome == DROPPED or self.env.now + prog.reapply_after_months >= hh.exit_at:
-                        break
-                    yield self.wait(prog.reapply_after_months)
-        # no purchase: an ordinary tenant until leaving by another route (which may be after the end)
-        if hh.exit_at < p.n:
-            yield self.wait(hh.exit_at - self.env.now)
-            self._vacate_and_relet(hh)
-            self.count("exits_other_routes", self.env.now)
-            self.exited["other_route"] += 1
-            self.log(hh, "exited")
+    def _exit_other_route(self, hh: Household) -> None:
+        self._schedule_relet(self._vacate(hh))
+        self.count("exits_other_routes", self.env.now)
+        self.exited["other_route"] += 1
+        self.log(hh, "exited")
 
-    def _vacate_and_relet(self, hh: Household) -> None:
-        d = self._vacate(hh)
-        self.env.process(self._relet(d))
+    # ------------------------------------------------------------------ the programme
+    def _programme(self, hh: Household, screen_at: float):
+        """Screening, then up to max_attempts of advice and buying; otherwise an ordinary tenant."""
+        p, prog = self.p, self.s.programme
+        yield self.wait(screen_at - self.env.now)
+        self.count("screened", screen_at)
+        self.log(hh, "screened")
+        if hh.u[U_POTENTIAL] < p.potential_share[p.month(screen_at)]:
+            self.count("referred", screen_at)
+            self.log(hh, "referred")
+            for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS)):
+                outcome = yield from self._attempt(hh, attempt)
+                if outcome == BOUGHT:
+                    return
+                if outcome == DROPPED or self.env.now + prog.reapply_after_months >= hh.exit_at:
+                    break
+                yield self.wait(prog.reapply_after_months)
+        # no purchase: leaves by another route when its time comes (which may be after the end)
+        if hh.exit_at < p.n:
+            self._after(hh.exit_at - self.env.now, self._exit_other_route, hh)
 
     def _attempt(self, hh: Household, attempt: int):
         """Advice, application, frame, purchase. Returns BOUGHT, REFUSED or DROPPED."""
         prog = self.s.programme
         u = hh.u
         base = ATTEMPT_BASE + attempt * PER_ATTEMPT
-        duration, price_z = hh.draws[attempt]
+        duration, price_z = hh.draws[0][attempt], hh.draws[1][attempt]
         if self.advisers is None:
             return DROPPED
         with self.advisers.request() as req:
@@ -565,7 +575,7 @@ class Model:
                 self._schedule_replacements(hh, d)
             else:
                 self.log(hh, "bought_private", d, fin.startlan_nok, fin.grant_nok, price)
-                self.env.process(self._relet(d))
+                self._schedule_relet(d)
         else:
             self.log(hh, "bought_private", None, fin.startlan_nok, fin.grant_nok, price)
         self._disburse(hh, fin, price)
@@ -585,7 +595,7 @@ class Model:
             self.count("units_bought", now)
             self.count("units_bought_cost_nok", now, d.value0_nok * self.p.price_index[self.p.month(now)])
             self.log(None, "unit_bought", d, price=d.value0_nok * self.p.price_index[self.p.month(now)])
-            self.env.process(self._relet(d))
+            self._schedule_relet(d)
 
     def _disburse(self, hh: Household, fin: lending.Financing, price: float) -> None:
         """Pay out the loan and grant; decide now (from the household's own draw) if and when it defaults."""
@@ -641,7 +651,7 @@ class Model:
             self.env.process(self._other(hh))
 
     def _other(self, hh: Household):
-        _, price_z = hh.draws[0]
+        price_z = hh.draws[1][0]
         outcome = yield from self._buy(hh, 0, False, price_z)
         if outcome != BOUGHT:
             self.count("other_refused", self.env.now)
