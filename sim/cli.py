@@ -84,6 +84,66 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
     click.echo(f"{s.name}: {n} replications, seed {seed}, {time.monotonic() - t0:.1f} s; results in {folder}/")
 
 
+def _executor_options(f):
+    f = click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="Local worker processes (1 runs in this process).")(f)
+    f = click.option("--scheduler", metavar="ADDRESS", help="Run on a Dask cluster, e.g. tcp://scheduler:8786.")(f)
+    f = click.option("--local-cluster", is_flag=True, help="Start a local Dask cluster with --workers workers.")(f)
+    return f
+
+
+@cli.command()
+@click.argument("sweep_file")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: outputs/<sweep name>].")
+@click.option("--overwrite", is_flag=True, help="Replace a folder that holds other results.")
+@click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
+              help="CSV format of the result tables (see lte run).")
+@_executor_options
+def sweep(sweep_file: str, out: str | None, overwrite: bool, csv_dialect: str, workers: int,
+          scheduler: str | None, local_cluster: bool) -> None:
+    """Run a policy sweep; re-running the same command resumes an interrupted sweep."""
+    from sim import sweep as sw
+    from sim.executors import make_executor
+    from sim.progress import Progress
+
+    spec = sw.load(sweep_file)
+    folder = Path(out) if out else Path("outputs") / spec.name
+    t0 = time.monotonic()
+    executor = make_executor(workers, scheduler, local_cluster)
+    try:
+        result = sw.run_sweep(spec, folder, executor, overwrite=overwrite, progress=Progress(f"sweep {spec.name}"),
+                              dialect=csv_dialect, command=sys.argv)
+    finally:
+        executor.close()
+    resumed = f", {result.runs_done_before} already done" if result.runs_done_before else ""
+    click.echo(f"{spec.name}: {len(spec.points)} points x {spec.replications} replications = {result.runs_total} runs"
+               f"{resumed}; {time.monotonic() - t0:.1f} s on {executor.name}; results in {folder}/")
+
+
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write the per-year comparison to this CSV file.")
+@click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True)
+def compare(run_a: str, run_b: str, out: str | None, csv_dialect: str) -> None:
+    """Compare two finished runs (folders of lte run) or sweep points (SWEEPDIR:POINT), paired by replication.
+
+    Prints each outcome over the whole period: A, B, and A - B with a 90 % interval.
+    """
+    from sim import compare as cmp
+    from sim import outputs
+
+    table = cmp.compare_runs(run_a, run_b)
+    if out:
+        with outputs.AtomicWriter(Path(out).parent if Path(out).parent != Path("") else Path(".")) as w:
+            w.table(Path(out).name, table, csv_dialect)
+    total = table[table["year"] == 0]
+    click.echo(f"A = {run_a}, B = {run_b}; over the whole period, per replication (90 % interval of A - B):")
+    for row in total.itertuples():
+        click.echo(f"  {row.outcome:24s} A {row.mean:16,.1f}  B {row.baseline_mean:16,.1f}  "
+                   f"A-B {row.difference:14,.1f}  [{row.difference_low90:,.1f}, {row.difference_high90:,.1f}]")
+
+
 def main() -> None:
     cli(prog_name="lte")
 

@@ -192,7 +192,7 @@ class Frame(Section):
     """The yearly startlån frame from Husbanken and how it is rationed."""
 
     yearly_nok: DatedNonNeg = F(unit="NOK/year", doc="frame applied for and granted each year, before any cut", kind="policy")
-    rounds: list[Round] = F(unit="rounds", doc="allocation rounds in a year: month, share, largest random cut")
+    rounds: list[Round] = F(unit="rounds", doc="allocation rounds in a year: month, share, largest random cut", kind="policy")
     earmark_lte_share: Probability = F(0.0, unit="share of frame", doc="share reserved for leie-til-eie tenants", kind="policy")
     priority: Literal["first_come", "families_first", "lte_first", "smallest_loan_first"] = F(
         "first_come", unit="rule", doc="order in which waiting applicants are served", kind="policy")

@@ -1,0 +1,95 @@
+"""Paired comparison of two sets of runs that share replication seeds (common random numbers).
+
+Replication r of one policy is compared with replication r of the other: they saw the same households and
+the same luck, so the per-replication differences vary much less than the outcomes themselves, and the
+interval on the mean difference is narrow. The interval is a t-interval on the paired differences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+# Outcomes compared by default (columns of yearly.csv).
+OUTCOMES = (
+    "new_owners", "new_owners_municipal", "new_owners_private", "startlan_loans", "startlan_nok",
+    "startlan_nok_lte", "startlan_nok_other", "frame_wait_months_mean", "frame_gave_up", "waiting_for_frame",
+    "frame_expired_nok", "tilskudd_nok", "units_sold", "units_bought", "loss_nok", "loss_municipality_nok",
+)
+
+
+def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level: float = 0.9) -> pd.DataFrame:
+    """Per year and outcome: mean of A, mean of B, and the mean of (A - B) with a ``level`` interval.
+
+    ``a`` and ``b`` are yearly tables with ``replication`` and ``year``; rows are paired on both.
+    """
+    outcomes = [o for o in outcomes if o in a.columns and o in b.columns]
+    merged = a[["replication", "year", *outcomes]].merge(b[["replication", "year", *outcomes]],
+                                                         on=["replication", "year"], suffixes=("_a", "_b"))
+    rows = []
+    for year, g in merged.groupby("year", sort=True):
+        n = len(g)
+        tq = stats.t.ppf(0.5 + level / 2, n - 1) if n > 1 else np.nan
+        for o in outcomes:
+            d = g[f"{o}_a"].to_numpy(float) - g[f"{o}_b"].to_numpy(float)
+            mean = d.mean()
+            half = tq * d.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+            rows.append((year, o, g[f"{o}_a"].mean(), g[f"{o}_b"].mean(), mean, mean - half, mean + half, n))
+    return pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
+                                       "difference_low90", "difference_high90", "replications"])
+
+
+def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
+    """Each replication's outcomes over the whole period: flows summed; means and levels averaged."""
+    outcomes = [o for o in outcomes if o in yearly.columns]
+    averaged = {"frame_wait_months_mean", "waiting_for_frame"}
+    agg = {o: ("mean" if o in averaged else "sum") for o in outcomes}
+    out = yearly.groupby("replication")[outcomes].agg(agg).reset_index()
+    out["year"] = 0
+    return out
+
+
+def load_yearly(ref: str):
+    """A run's yearly table and its seed, from an ``lte run`` folder or ``SWEEPDIR:POINT``."""
+    import json
+    from pathlib import Path
+
+    from sim.errors import UserError
+    from sim.outputs import read_csv
+
+    folder, _, point = ref.partition(":") if ":" in ref and not Path(ref).exists() else (ref, "", "")
+    folder = Path(folder)
+    if not (folder / "yearly.csv").is_file() or not (folder / "manifest.json").is_file():
+        raise UserError(f"{folder}: not a finished run or sweep folder (yearly.csv and manifest.json are needed)")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    table = read_csv(folder / "yearly.csv")
+    if point != "":
+        if "point" not in table.columns:
+            raise UserError(f"{ref}: {folder} is a run, not a sweep; leave out ':{point}'")
+        try:
+            p = int(point)
+        except ValueError:
+            raise UserError(f"{ref}: the point after ':' must be a number from points.csv") from None
+        if p not in set(table["point"]):
+            raise UserError(f"{ref}: no point {p} in {folder}/points.csv")
+        table = table[table["point"] == p].drop(columns="point")
+    elif "point" in table.columns:
+        raise UserError(f"{ref}: {folder} is a sweep; name a point as {folder}:POINT (see points.csv)")
+    return table, manifest.get("seed")
+
+
+def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
+    """Paired comparison of two finished runs: per year, and the whole period as year 0."""
+    from sim.errors import UserError
+
+    a, seed_a = load_yearly(ref_a)
+    b, seed_b = load_yearly(ref_b)
+    if seed_a != seed_b:
+        raise UserError(f"{ref_a} (seed {seed_a}) and {ref_b} (seed {seed_b}) used different seeds: "
+                        "their replications are not paired; run both with the same --seed")
+    if set(a["replication"]) != set(b["replication"]):
+        raise UserError(f"{ref_a} and {ref_b} have different replications; run both with the same --replications")
+    per_year = paired_difference(a, b)
+    total = paired_difference(period_totals(a), period_totals(b))
+    return pd.concat([total, per_year], ignore_index=True)

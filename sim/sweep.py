@@ -1,0 +1,424 @@
+"""Policy sweeps: a sweep file, its design of points, running every (point, replication), resume, outputs.
+
+A sweep file (TOML) names a base scenario, the **levers** (policy keys and the values to try: every
+combination is a point), optional **uncertainties** (exogenous keys and their ranges, sampled by a design:
+grid, Latin hypercube or Sobol), the replications per point and the seed. Every point runs replications
+0..n-1 of the same seed, so all points meet the same households and the same luck (common random numbers)
+and differences between policies are paired.
+
+Each finished run is written at once to ``DIR/runs/<run id>.csv`` (the run id is a hash of the resolved
+scenario, the seed, the replication and the package version), so a sweep that is interrupted and started
+again skips what is done and ends with the same files as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from scipy.stats import qmc
+
+from sim import __version__, outputs
+from sim import scenario as sc
+from sim.compare import OUTCOMES, paired_difference
+from sim.errors import OutputError, ScenarioError
+from sim.runner import run_replication, yearly
+from sim.timeline import parse_dated
+
+TOP_KEYS = ("name", "description", "base", "replications", "seed", "overrides", "levers", "uncertainties", "design")
+DESIGN_KEYS = ("kind", "samples", "seed", "baseline")
+DESIGNS = ("grid", "lhs", "sobol")
+TRANSFORMS = ("range", "scale", "shift")
+
+
+@dataclass
+class Lever:
+    key: str
+    labels: list[str]
+    values: list[Any]
+
+
+@dataclass
+class Uncertainty:
+    """``range``: the key takes values in [low, high]; ``scale``: every value of a (dated) path is multiplied;
+    ``shift``: every value is moved by an amount (e.g. percentage points on a rate)."""
+
+    key: str
+    how: str
+    low: float
+    high: float
+    steps: int = 3
+
+    def apply(self, base_value: Any, x: float) -> Any:
+        if self.how == "range":
+            return x
+        steps = parse_dated(base_value)
+        op = (lambda v: v * x) if self.how == "scale" else (lambda v: v + x)
+        if isinstance(base_value, dict):
+            return {str(when) if when.month != 1 else str(when.year): op(v) for when, v in steps}
+        return op(float(base_value))
+
+
+@dataclass
+class Point:
+    id: int
+    levers: dict[str, str]  # key -> label
+    uncertainties: dict[str, float]
+    sample: int
+    scenario: sc.Scenario
+    baseline: bool = False
+
+
+@dataclass
+class Sweep:
+    file: Path
+    name: str
+    description: str
+    base_file: Path
+    base: sc.Scenario
+    replications: int
+    seed: int
+    levers: list[Lever]
+    uncertainties: list[Uncertainty]
+    design: str
+    samples: int
+    design_seed: int
+    baseline: dict[str, str]
+    points: list[Point] = field(default_factory=list)
+
+    def spec_hash(self) -> str:
+        """Identity of the sweep's work: every point's resolved scenario, seeds and the package version."""
+        h = hashlib.sha256()
+        for p in self.points:
+            h.update(json.dumps(p.scenario.model_dump(mode="json"), sort_keys=True).encode())
+        h.update(f"{self.seed}/{self.replications}/{__version__}".encode())
+        return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def load(path: str | Path) -> Sweep:
+    """Read and validate a sweep file and build its points; a ScenarioError names file, key and rule."""
+    path = Path(path)
+    raw = sc.read_toml(path)
+    f = str(path)
+    problems: list[tuple[str, str]] = []
+    for key in raw:
+        if key not in TOP_KEYS:
+            problems.append((key, f"unknown key{sc._suggest(key, TOP_KEYS)}"))
+    if "base" not in raw or not isinstance(raw.get("base"), str):
+        problems.append(("base", "required: the base scenario file, in quotes, relative to the sweep file"))
+    if problems:
+        raise ScenarioError(f, problems)
+    base_file = path.parent / raw["base"]
+    if not base_file.is_file():
+        raise ScenarioError(f, [("base", f"base scenario {base_file} not found")])
+    base = sc.load(base_file).scenario
+    overrides = raw.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise ScenarioError(f, [("overrides", "must be a table of scenario key = value")])
+    if overrides:
+        base = sc.with_overrides(base, _flatten_keys(overrides), f)
+
+    reps = raw.get("replications", base.replications)
+    seed = raw.get("seed", base.seed)
+    for key, value, lo in (("replications", reps, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            problems.append((key, f"must be a whole number of at least {lo} (got {value!r})"))
+
+    levers = [_lever(f, k, v, problems) for k, v in raw.get("levers", {}).items()]
+    uncertainties = [_uncertainty(f, k, v, base, problems) for k, v in raw.get("uncertainties", {}).items()]
+    design = raw.get("design", {})
+    for key in design:
+        if key not in DESIGN_KEYS:
+            problems.append((f"design.{key}", f"unknown key{sc._suggest(key, DESIGN_KEYS)}"))
+    kind = design.get("kind", "grid")
+    if kind not in DESIGNS:
+        problems.append(("design.kind", f"must be one of {', '.join(DESIGNS)} (got {kind!r})"))
+    samples = design.get("samples", 8)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        problems.append(("design.samples", f"must be a whole number of at least 1 (got {samples!r})"))
+    baseline = design.get("baseline", {})
+    lever_keys = {lv.key: lv for lv in levers if lv is not None}
+    if not isinstance(baseline, dict):
+        problems.append(("design.baseline", "must be a table of lever key = value or name"))
+        baseline = {}
+    chosen: dict[str, str] = {}
+    for key, value in _flatten_keys(baseline).items():
+        if key not in lever_keys:
+            problems.append((f"design.baseline.{key}", f"not a lever of this sweep{sc._suggest(key, lever_keys)}"))
+            continue
+        label = _label(value)
+        if label not in lever_keys[key].labels:
+            problems.append((f"design.baseline.{key}", f"{value!r} is not one of the lever's values {lever_keys[key].labels}"))
+        chosen[key] = label
+    if problems:
+        raise ScenarioError(f, problems)
+    for lv in levers:
+        chosen.setdefault(lv.key, lv.labels[0])
+    sweep = Sweep(path, raw.get("name", path.stem), raw.get("description", ""), base_file, base, reps, seed,
+                  levers, uncertainties, kind, samples, design.get("seed", seed), chosen)
+    sweep.points = _points(sweep)
+    return sweep
+
+
+def _flatten_keys(table: dict, prefix: str = "") -> dict[str, Any]:
+    """Accept both ``"frame.yearly_nok" = 1`` and ``[frame] yearly_nok = 1`` forms."""
+    out = {}
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and sc.field_info(path) is None and sc.field_kind(path) is None and \
+                any(p.startswith(path + ".") for p in sc.leaf_paths(sc.Scenario)):
+            out.update(_flatten_keys(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _lever(f: str, key: str, spec: Any, problems: list) -> Lever | None:
+    kind = sc.field_kind(key)
+    if kind is None:
+        problems.append((f"levers.{key}", f"not a scenario key{sc._suggest(key, sc.leaf_paths(sc.Scenario))}"))
+        return None
+    if kind != "policy":
+        problems.append((f"levers.{key}", f"is a {kind} key; levers must be policy keys (uncertainties take exogenous keys)"))
+        return None
+    if isinstance(spec, dict) and set(spec) <= {"min", "max", "steps"} and {"min", "max"} <= set(spec):
+        steps = spec.get("steps", 5)
+        if not isinstance(steps, int) or steps < 2 or not spec["min"] < spec["max"]:
+            problems.append((f"levers.{key}", "a range needs min < max and steps >= 2"))
+            return None
+        values = np.linspace(spec["min"], spec["max"], steps).tolist()
+        return Lever(key, [_label(v) for v in values], values)
+    if isinstance(spec, dict) and spec:  # named alternatives: label = value
+        return Lever(key, list(spec), list(spec.values()))
+    if isinstance(spec, list) and spec:
+        return Lever(key, [_label(v) for v in spec], list(spec))
+    problems.append((f"levers.{key}", "give a list of values, a range {min, max, steps} or a table of named values"))
+    return None
+
+
+def _uncertainty(f: str, key: str, spec: Any, base: sc.Scenario, problems: list) -> Uncertainty | None:
+    kind = sc.field_kind(key)
+    if kind is None:
+        problems.append((f"uncertainties.{key}", f"not a scenario key{sc._suggest(key, sc.leaf_paths(sc.Scenario))}"))
+        return None
+    if kind != "exogenous":
+        problems.append((f"uncertainties.{key}", f"is a {kind} key; uncertainties must be exogenous keys"))
+        return None
+    if not isinstance(spec, dict) or len([k for k in spec if k in TRANSFORMS]) != 1 or \
+            set(spec) - set(TRANSFORMS) - {"steps"}:
+        problems.append((f"uncertainties.{key}", "give exactly one of range = [low, high], scale = [low, high] "
+                                                  "or shift = [low, high] (and optionally steps for a grid)"))
+        return None
+    how = next(k for k in spec if k in TRANSFORMS)
+    bounds = spec[how]
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)
+            and bounds[0] < bounds[1]):
+        problems.append((f"uncertainties.{key}.{how}", "must be [low, high] with low < high"))
+        return None
+    return Uncertainty(key, how, float(bounds[0]), float(bounds[1]), int(spec.get("steps", 3)))
+
+
+def _design(sweep: Sweep) -> np.ndarray:
+    """Uncertainty samples, one row per sample, columns in [low, high] of each uncertainty."""
+    us = sweep.uncertainties
+    if not us:
+        return np.zeros((1, 0))
+    if sweep.design == "grid":
+        axes = [np.linspace(u.low, u.high, max(u.steps, 2)) for u in us]
+        return np.array(list(itertools.product(*axes)))
+    d = len(us)
+    if sweep.design == "lhs":
+        unit = qmc.LatinHypercube(d=d, seed=np.random.default_rng(sweep.design_seed)).random(sweep.samples)
+    else:
+        unit = qmc.Sobol(d=d, scramble=True, seed=np.random.default_rng(sweep.design_seed)).random(sweep.samples)
+    return qmc.scale(unit, [u.low for u in us], [u.high for u in us])
+
+
+def _points(sweep: Sweep) -> list[Point]:
+    samples = _design(sweep)
+    combos = list(itertools.product(*[list(zip(lv.labels, lv.values)) for lv in sweep.levers])) or [()]
+    points = []
+    base_dump = sweep.base.model_dump(mode="json")
+    for s_i, row in enumerate(samples):
+        for combo in combos:
+            overrides = {lv.key: value for lv, (_, value) in zip(sweep.levers, combo)}
+            for u, x in zip(sweep.uncertainties, row):
+                node = base_dump
+                for part in u.key.split("."):
+                    node = node[part]
+                overrides[u.key] = u.apply(node, float(x))
+            scenario = sc.with_overrides(sweep.base, overrides, str(sweep.file))
+            labels = {lv.key: label for lv, (label, _) in zip(sweep.levers, combo)}
+            points.append(Point(len(points), labels, {u.key: float(x) for u, x in zip(sweep.uncertainties, row)},
+                                s_i, scenario, baseline=labels == sweep.baseline))
+    return points
+
+
+# ---------------------------------------------------------------------------------------------- running
+def run_id(scenario: sc.Scenario, seed: int, replication: int) -> str:
+    h = hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode())
+    h.update(f"/{seed}/{replication}/{__version__}".encode())
+    return h.hexdigest()[:24]
+
+
+def run_task(task: tuple) -> tuple[str, str, str]:
+    """One (point, replication): run it and return its yearly and loans tables as CSV text.
+
+    A module-level function of plain data, so any executor (a process pool, Dask) can run it.
+    """
+    key, scenario, seed, replication = task
+    rep = run_replication(scenario, seed, replication)
+    return key, _csv_text(yearly(rep.monthly)), _csv_text(rep.loans)
+
+
+def _csv_text(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    outputs.tidy_numbers(df).to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+@dataclass
+class SweepResult:
+    folder: Path
+    points: pd.DataFrame
+    yearly: pd.DataFrame
+    comparison: pd.DataFrame
+    runs_total: int
+    runs_done_before: int
+
+
+def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = False,
+              progress: Callable[[int, int], None] | None = None, dialect: str = "plain",
+              command: list[str] | None = None) -> SweepResult:
+    """Run every (point, replication) not yet on disk, then write points, yearly, comparison and manifest."""
+    folder = Path(folder)
+    with outputs.locked_dir(folder, allow_existing=True) as folder:
+        identity = {"sweep_file": str(sweep.file), "spec_sha256": sweep.spec_hash(), "package_version": __version__}
+        marker = folder / "sweep.json"
+        if marker.exists():
+            if json.loads(marker.read_text()).get("spec_sha256") != identity["spec_sha256"]:
+                if not overwrite:
+                    raise OutputError(f"{folder}: holds results of a different sweep; choose another --out or "
+                                      "pass --overwrite to replace them")
+                _clear(folder)
+        elif any(p.name != outputs.LOCK_NAME for p in folder.iterdir()):
+            if not overwrite:
+                raise OutputError(f"{folder}: output folder is not empty; choose another --out or pass --overwrite")
+            _clear(folder)
+        runs = folder / "runs"
+        runs.mkdir(exist_ok=True)
+        for stale in runs.glob(".*.tmp-*"):
+            stale.unlink()  # left by an interrupted run
+        with outputs.AtomicWriter(folder) as w:
+            w.json("sweep.json", identity)
+
+        tasks, order = [], []
+        for p in sweep.points:
+            for r in range(sweep.replications):
+                key = run_id(p.scenario, sweep.seed, r)
+                order.append((p.id, r, key))
+                if not (runs / f"{key}.yearly.csv").exists():
+                    tasks.append((key, p.scenario, sweep.seed, r))
+        total, done_before = len(order), len(order) - len(tasks)
+        if progress:
+            progress(done_before, total)
+        done = done_before
+        for key, yearly_csv, loans_csv in executor.map_unordered(run_task, tasks):
+            with outputs.AtomicWriter(runs) as w:  # loans first: a run counts as done once its yearly file exists
+                w.bytes(f"{key}.loans.csv", loans_csv.encode())
+            with outputs.AtomicWriter(runs) as w:
+                w.bytes(f"{key}.yearly.csv", yearly_csv.encode())
+            done += 1
+            if progress:
+                progress(done, total)
+
+        result = _assemble(sweep, folder, order)
+        with outputs.AtomicWriter(folder) as w:
+            w.table("points.csv", result.points, dialect)
+            w.table("yearly.csv", result.yearly, dialect)
+            w.table("comparison.csv", result.comparison, dialect)
+            w.json("manifest.json", {
+                "sweep_name": sweep.name, "sweep_file": str(sweep.file), "base_file": str(sweep.base_file),
+                "sweep_file_sha256": hashlib.sha256(sweep.file.read_bytes()).hexdigest(),
+                "spec_sha256": identity["spec_sha256"], "seed": sweep.seed, "replications": sweep.replications,
+                "points": len(sweep.points), "design": sweep.design, "package_version": __version__,
+                "command": command or [], "csv_dialect": dialect,
+            })
+        result.runs_done_before = done_before
+        return result
+
+
+def _clear(folder: Path) -> None:
+    import shutil
+
+    for p in folder.iterdir():
+        if p.name == outputs.LOCK_NAME:
+            continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def points_table(sweep: Sweep) -> pd.DataFrame:
+    rows = []
+    for p in sweep.points:
+        row = {"point": p.id, "sample": p.sample, "baseline": p.baseline}
+        row.update(p.levers)  # lever key -> value label
+        row.update(p.uncertainties)  # uncertainty key -> sampled value (a level, a factor or a shift)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _assemble(sweep: Sweep, folder: Path, order: list[tuple[int, int, str]]) -> SweepResult:
+    """Build the sweep's tables from the run files on disk (so a resumed sweep gives identical files)."""
+    parts = []
+    for point, _, key in order:
+        df = pd.read_csv(folder / "runs" / f"{key}.yearly.csv")
+        df.insert(0, "point", point)
+        parts.append(df)
+    table = pd.concat(parts, ignore_index=True)
+    points = points_table(sweep)
+    return SweepResult(folder, points, table, comparison(sweep, table), len(order), 0)
+
+
+def comparison(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
+    """Per point and year: each outcome's mean and its paired difference from the baseline point of the same
+    uncertainty sample, with a 90 % interval."""
+    base_of = {p.sample: p.id for p in sweep.points if p.baseline}
+    parts = []
+    for p in sweep.points:
+        mine = table[table["point"] == p.id]
+        ref = table[table["point"] == base_of[p.sample]]
+        d = paired_difference(mine, ref, OUTCOMES)
+        d.insert(0, "baseline_point", base_of[p.sample])
+        d.insert(0, "point", p.id)
+        parts.append(d)
+    return pd.concat(parts, ignore_index=True)
+
+
+def load_runs(folder: str | Path, what: str = "loans") -> pd.DataFrame:
+    """A finished sweep folder's per-run ``loans`` (or ``yearly``) tables, with point and replication."""
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    sweep = load(manifest["sweep_file"])
+    parts = []
+    for p in sweep.points:
+        for r in range(sweep.replications):
+            df = pd.read_csv(folder / "runs" / f"{run_id(p.scenario, sweep.seed, r)}.{what}.csv")
+            if "replication" not in df.columns:
+                df.insert(0, "replication", r)
+            df.insert(0, "point", p.id)
+            parts.append(df)
+    return pd.concat(parts, ignore_index=True)
