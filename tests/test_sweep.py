@@ -1,0 +1,178 @@
+"""Sweeps: validation, common random numbers, identical results on every executor, resume after a kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from sim import sweep as sw
+from sim.cli import cli
+from sim.errors import OutputError, ScenarioError
+from sim.executors import Dask, InProcess, ProcessPool
+
+from .conftest import DRAMMEN
+
+TINY = f'''
+name = "tiny"
+base = "{DRAMMEN.as_posix()}"
+replications = 2
+seed = 3
+[overrides]
+"period.end" = "2013-06"
+[levers]
+"frame.yearly_nok" = [20_000_000, 150_000_000]
+"frame.priority" = ["first_come", "lte_first"]
+[uncertainties]
+"market.husbanken_rate_pct" = {{ shift = [-0.5, 1.0] }}
+[design]
+kind = "lhs"
+samples = 2
+baseline = {{ "frame.yearly_nok" = 150_000_000 }}
+'''
+
+FILES = ("points.csv", "yearly.csv", "comparison.csv")
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_points_grid_and_baseline(tiny):
+    s = sw.load(tiny)
+    assert len(s.points) == 2 * 2 * 2  # two samples x four policy combinations
+    base = [p for p in s.points if p.baseline]
+    assert len(base) == 2 and {p.sample for p in base} == {0, 1}
+    assert all(p.levers == {"frame.yearly_nok": "150000000", "frame.priority": "first_come"} for p in base)
+    # the design samples the shift inside its range, and the same sample is shared by every policy
+    shifts = {(p.sample, p.uncertainties["market.husbanken_rate_pct"]) for p in s.points}
+    assert len(shifts) == 2 and all(-0.5 <= x <= 1.0 for _, x in shifts)
+    p = s.points[0]
+    base_rate = s.base.market.husbanken_rate_pct
+    shift = p.uncertainties["market.husbanken_rate_pct"]
+    assert p.scenario.market.husbanken_rate_pct["2010"] == pytest.approx(base_rate["2010"] + shift)
+    assert p.scenario.period.end == "2013-06"
+
+
+@pytest.mark.parametrize("patch, key, rule", [
+    ('"frame.yearly_nokk" = [1]', "levers.frame.yearly_nokk", "did you mean"),
+    ('"market.price_index" = [1.0]', "levers.market.price_index", "must be policy keys"),
+    ('"frame.earmark_lte_share" = [0.5, 1.5]', "frame.earmark_lte_share", "at most 1"),
+])
+def test_bad_levers(tmp_path, patch, key, rule):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace('"frame.priority" = ["first_come", "lte_first"]', patch))
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    assert str(path) in str(info.value) and key in str(info.value) and rule in str(info.value)
+
+
+def test_bad_top_level_and_uncertainty(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace("replications = 2", "replicatons = 2").replace("shift = [-0.5, 1.0]", "shift = [1.0, -0.5]"))
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    msg = str(info.value)
+    assert "did you mean 'replications'" in msg
+    path.write_text(TINY.replace("shift = [-0.5, 1.0]", "shift = [1.0, -0.5]"))
+    with pytest.raises(ScenarioError, match="low < high"):
+        sw.load(path)
+    path.write_text(TINY.replace("shift = [-0.5, 1.0]", "shift = [-5.0, 1.0]"))
+    with pytest.raises(ScenarioError, match="market.husbanken_rate_pct"):
+        sw.load(path)  # a negative rate is caught when the point's scenario is validated
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ref")
+    path = folder / "tiny.toml"
+    path.write_text(TINY)
+    out = folder / "out"
+    res = sw.run_sweep(sw.load(path), out, InProcess())
+    return out, res
+
+
+def test_outputs_and_pairing(reference):
+    out, res = reference
+    assert {p.name for p in out.iterdir()} >= {"points.csv", "yearly.csv", "comparison.csv", "manifest.json", "runs"}
+    comp = pd.read_csv(out / "comparison.csv")
+    # a baseline point compared with itself: difference exactly zero
+    base = comp[comp["point"] == comp["baseline_point"]]
+    assert (base["difference"] == 0).all()
+    # a smaller frame gives fewer startlån, and the paired interval contains the mean difference
+    y = pd.read_csv(out / "yearly.csv")
+    small = y[y["point"] == 0]["startlan_nok"].sum()
+    big = y[y["point"] == 2]["startlan_nok"].sum()
+    assert small < big
+    assert ((comp["difference_low90"] <= comp["difference"] + 1e-9) & (comp["difference"] <= comp["difference_high90"] + 1e-9)).all()
+
+
+def test_same_results_on_every_executor(tmp_path, reference, tiny):
+    ref_out, _ = reference
+    for name, ex in (("pool", ProcessPool(2)), ("dask", Dask(local_workers=2, processes=False))):
+        try:
+            sw.run_sweep(sw.load(tiny), tmp_path / name, ex)
+        finally:
+            ex.close()
+        for f in FILES:
+            assert (tmp_path / name / f).read_bytes() == (ref_out / f).read_bytes(), (name, f)
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, reference, tiny):
+    ref_out, res = reference
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "sim", "sweep", str(tiny), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((out / "runs").glob("*.yearly.csv"))) < 3:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list((out / "runs").glob("*.yearly.csv")))
+    assert 3 <= done < res.runs_total, "the sweep must be killed mid-way"
+    assert not (out / "yearly.csv").exists()
+    r = CliRunner().invoke(cli, ["sweep", str(tiny), "--out", str(out), "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert f"{done} already done" in r.output
+    for f in FILES:
+        assert (out / f).read_bytes() == (ref_out / f).read_bytes(), f
+    assert len(list((out / "runs").glob("*.yearly.csv"))) == res.runs_total
+    assert not list((out / "runs").glob(".*tmp*"))
+
+
+def test_folder_rules(tmp_path, reference, tiny):
+    ref_out, _ = reference
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.replace("seed = 3", "seed = 4"))
+    with pytest.raises(OutputError, match="different sweep"):
+        sw.run_sweep(sw.load(other), ref_out, InProcess())
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    import socket
+    (busy / ".lte.lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    r = CliRunner().invoke(cli, ["sweep", str(tiny), "--out", str(busy)])
+    assert r.exit_code == 2 and "in use" in r.output
+
+
+def test_compare_command(reference, tmp_path):
+    out, _ = reference
+    r = CliRunner().invoke(cli, ["compare", f"{out}:0", f"{out}:2", "--out", str(tmp_path / "c.csv")])
+    assert r.exit_code == 0, r.output
+    c = pd.read_csv(tmp_path / "c.csv")
+    y = pd.read_csv(out / "yearly.csv")
+    expected = (y[y["point"] == 0].groupby("replication")["startlan_nok"].sum()
+                - y[y["point"] == 2].groupby("replication")["startlan_nok"].sum()).mean()
+    got = c[(c["year"] == 0) & (c["outcome"] == "startlan_nok")]["difference"].iloc[0]
+    assert got == pytest.approx(expected, abs=1)
+    r = CliRunner().invoke(cli, ["compare", str(out), f"{out}:2"])
+    assert r.exit_code == 2 and "is a sweep" in r.output
+    r = CliRunner().invoke(cli, ["compare", f"{out}:99", f"{out}:2"])
+    assert r.exit_code == 2 and "no point 99" in r.output
