@@ -144,6 +144,38 @@ def compare(run_a: str, run_b: str, out: str | None, csv_dialect: str) -> None:
                    f"A-B {row.difference:14,.1f}  [{row.difference_low90:,.1f}, {row.difference_high90:,.1f}]")
 
 
+@cli.command()
+@click.argument("sweep_file")
+@click.option("--samples", type=click.IntRange(min=4), default=32, show_default=True,
+              help="Base samples N; the sweep's replications are run at N x (uncertainties + 2) points.")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: outputs/<sweep name>-sensitivity].")
+@click.option("--overwrite", is_flag=True, help="Write into a folder that already has files.")
+@_executor_options
+def sensitivity(sweep_file: str, samples: int, out: str | None, overwrite: bool, workers: int,
+                scheduler: str | None, local_cluster: bool) -> None:
+    """Sobol indices of the main outcomes with respect to the sweep's uncertainties (levers at baseline)."""
+    from sim import outputs
+    from sim import sensitivity as sens
+    from sim import sweep as sw
+    from sim.executors import make_executor
+    from sim.progress import Progress
+
+    spec = sw.load(sweep_file)
+    folder = Path(out) if out else Path("outputs") / f"{spec.name}-sensitivity"
+    with outputs.locked_dir(folder, overwrite=overwrite) as folder:
+        executor = make_executor(workers, scheduler, local_cluster)
+        try:
+            table = sens.run_sensitivity(spec, samples, executor, progress=Progress(f"sensitivity {spec.name}"))
+        finally:
+            executor.close()
+        with outputs.AtomicWriter(folder) as w:
+            w.table("sensitivity.csv", table)
+    click.echo(f"{'outcome':18s} {'uncertainty':28s}   S1 (first order)   ST (total)")
+    for row in table.itertuples():
+        click.echo(f"{row.outcome:18s} {row.uncertainty:28s} {row.S1:6.2f}             {row.ST:6.2f}")
+    click.echo(f"results in {folder}/sensitivity.csv")
+
+
 def main() -> None:
     cli(prog_name="lte")
 
