@@ -74,6 +74,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "loss_nok": ("NOK", "losses on startlån settled (all borrowers)"),
     "loss_municipality_nok": ("NOK", "the municipality's share of losses (25 %)"),
     "loss_state_nok": ("NOK", "the state's share of losses (75 %)"),
+    "rent_income_nok": ("NOK", "rent from let municipal dwellings (the month-end rent roll, per month)"),
     # yearly only
     "new_owners": ("households", "new_owners_municipal + new_owners_private (yearly tables)"),
     "frame_wait_months_mean": ("months", "mean wait for the frame of those granted in the year (yearly tables)"),

@@ -42,7 +42,7 @@ FLOWS = (
     "frame_granted_nok", "frame_expired_nok",
     "units_sold", "units_sold_value_nok", "units_bought", "units_bought_cost_nok",
     "other_applicants", "other_refused",
-    "defaults", "loss_nok", "loss_municipality_nok", "loss_state_nok",
+    "defaults", "loss_nok", "loss_municipality_nok", "loss_state_nok", "rent_income_nok",
 )
 # Levels: the state at the end of each month; a year takes its December value.
 LEVELS = (
@@ -330,6 +330,7 @@ class Model:
         lv["frame_remaining_nok"][m] = self.frame.remaining_nok
         lv["tilskudd_remaining_nok"][m] = self.tilskudd_left
         lv["rent_roll_nok_month"][m] = self.rent_roll0 * p.cost_index[m]
+        self.flow["rent_income_nok"][m] = lv["rent_roll_nok_month"][m]  # the month's rent, at the month-end roll
 
     # ------------------------------------------------------------------ waiting list and letting
     def _arrivals(self, times: np.ndarray):
