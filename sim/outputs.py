@@ -195,10 +195,13 @@ def run_tables(result) -> dict[str, pd.DataFrame]:
     start = YearMonth.parse(result.scenario.period.start)
     monthly = result.monthly
     year_table = yearly(monthly)
+    from sim.budget import budget_by_replication, budget_summary
+
     tables = {
         "monthly.csv": monthly,
         "yearly.csv": year_table,
         "summary.csv": summary(year_table),
+        "budget.csv": budget_summary(budget_by_replication(year_table, result.loans, result.scenario)),
         "loans.csv": add_dates(result.loans, start, ["t", "default_t", "settled_t"]),
     }
     events = result.events

@@ -351,6 +351,7 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
             w.table("points.csv", result.points, dialect)
             w.table("yearly.csv", result.yearly, dialect)
             w.table("comparison.csv", result.comparison, dialect)
+            w.table("budget.csv", budget_table(sweep, folder, order, result.yearly), dialect)
             w.json("manifest.json", {
                 "sweep_name": sweep.name, "sweep_file": str(sweep.file), "base_file": str(sweep.base_file),
                 "sweep_file_sha256": hashlib.sha256(sweep.file.read_bytes()).hexdigest(),
@@ -422,3 +423,17 @@ def load_runs(folder: str | Path, what: str = "loans") -> pd.DataFrame:
             df.insert(0, "point", p.id)
             parts.append(df)
     return pd.concat(parts, ignore_index=True)
+
+
+def budget_table(sweep: Sweep, folder: Path, order: list[tuple[int, int, str]], table: pd.DataFrame) -> pd.DataFrame:
+    """budget.csv of a sweep: the budget of every point (mean and 90 % band per year), from the run files."""
+    from sim.budget import budget_by_replication, budget_summary
+
+    parts = []
+    for p in sweep.points:
+        keys = [key for point, _, key in order if point == p.id]
+        loans = pd.concat([pd.read_csv(folder / "runs" / f"{k}.loans.csv") for k in keys], ignore_index=True)
+        per_rep = budget_by_replication(table[table["point"] == p.id].drop(columns="point"), loans, p.scenario)
+        per_rep.insert(0, "point", p.id)
+        parts.append(per_rep)
+    return budget_summary(pd.concat(parts, ignore_index=True), keys=("point", "year"))

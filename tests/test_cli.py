@@ -30,7 +30,7 @@ def test_run_writes_all_files(tmp_path, short_file):
     r = invoke("run", short_file, "-n", 2, "--out", out, "--events")
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["events.csv", "loans.csv", "manifest.json", "monthly.csv", "summary.csv", "yearly.csv"]
+    assert names == ["budget.csv", "events.csv", "loans.csv", "manifest.json", "monthly.csv", "summary.csv", "yearly.csv"]
     manifest = json.loads((out / "manifest.json").read_text())
     for key in ("scenario", "scenario_files_sha256", "seed", "replications", "package_version", "command", "started", "finished"):
         assert key in manifest
@@ -43,7 +43,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, short_file):
         out = tmp_path / name
         assert invoke("run", short_file, "-n", 2, "--seed", seed, "--out", out, "--events").exit_code == 0
         outs.append(out)
-    for f in ("monthly.csv", "yearly.csv", "summary.csv", "loans.csv", "events.csv"):
+    for f in ("monthly.csv", "yearly.csv", "summary.csv", "budget.csv", "loans.csv", "events.csv"):
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
         assert (outs[0] / f).read_bytes() != (outs[2] / f).read_bytes(), f
 

@@ -1,0 +1,107 @@
+"""Budget: hand-worked loan schedules, the portfolio identity, grant write-down, dialects, formula guard."""
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from sim import budget
+from sim import scenario as sc
+from sim.cli import cli
+from sim.outputs import read_csv
+from sim.runner import RunResult, run_replication, yearly
+
+from .conftest import DRAMMEN, write_variant
+
+
+@pytest.fixture(scope="module")
+def flat(drammen):
+    """Drammen with a constant 4.75 % rate (+ 0.25 margin = 5 %) for hand-worked loan schedules."""
+    return sc.with_overrides(drammen, {"market.husbanken_rate_pct": 4.75, "period.end": "2012-12"})
+
+
+def _loan(**kw):
+    row = dict(replication=0, household_id=1, group="lte", t=0.5, startlan_nok=1_000_000.0, bank_loan_nok=0.0,
+               tilskudd_nok=0.0, price_nok=1_000_000.0, rate_pct=5.0, term_years=30.0, default_t=float("nan"),
+               settled_t=float("nan"), loss_nok=0.0)
+    row.update(kw)
+    return pd.DataFrame([row])
+
+
+def test_annuity_schedule_hand_worked(flat):
+    port = budget.portfolio(_loan(), flat)
+    # paid out in month 0 (2010-01); payments of 5,368.22 from month 1.
+    # After 12 payments at 5 %: balance 985,246.35, so repaid 14,753.65 and interest 12 * 5,368.22 - 14,753.65
+    first12 = port.iloc[1:13]
+    assert port["paid"].iloc[0] == 1_000_000
+    assert first12["repaid"].sum() == pytest.approx(14_753.65, abs=0.05)
+    assert first12["interest_in"].sum() == pytest.approx(12 * 5368.216 - 14_753.65, abs=0.1)
+    assert port["balance"].iloc[12] == pytest.approx(985_246.35, abs=0.05)
+    # the municipality pays Husbanken 4.75 % on the same balance: margin = 0.25/5 of interest
+    assert first12["interest_out"].sum() == pytest.approx(first12["interest_in"].sum() * 4.75 / 5.0, rel=1e-9)
+
+
+def test_default_writes_off_the_loss_and_recovers_the_rest(flat):
+    port = budget.portfolio(_loan(default_t=12.2, settled_t=24.2, loss_nok=100_000.0), flat)
+    balance_at_default = port["balance"].iloc[11]  # payments stop from month 12
+    assert port["repaid"].iloc[12:24].sum() == 0 and port["interest_in"].iloc[12:24].sum() == 0
+    assert port["loss"].iloc[24] == 100_000
+    assert port["repaid"].iloc[24] == pytest.approx(balance_at_default - 100_000)
+    assert port["balance"].iloc[24] == 0
+
+
+def test_tilskudd_written_down_evenly(flat):
+    tw = budget.tilskudd_writedown(_loan(tilskudd_nok=240_000.0, t=6.0), flat)
+    # 240,000 over 20 years = 1,000 a month, from 2010-07: 6 months in 2010, 12 in each later year
+    assert tw["written"].tolist() == pytest.approx([6_000, 12_000, 12_000])
+    assert tw["outstanding"].tolist() == pytest.approx([234_000, 222_000, 210_000])
+
+
+@pytest.fixture(scope="module")
+def per_rep(short):
+    result = RunResult(short, 5, [run_replication(short, 5, r) for r in range(3)])
+    return budget.budget_by_replication(yearly(result.monthly), result.loans, short), result
+
+
+def test_budget_closes_every_year(per_rep):
+    b, result = per_rep
+    gap = b["portfolio_start_nok"] + b["startlan_paid_nok"] - b["repayments_received_nok"] - b["loss_nok"] \
+        - b["portfolio_end_nok"]
+    assert gap.abs().max() < 0.01
+    assert (b["portfolio_end_nok"] >= 0).all()
+    assert b["loss_municipality_nok"].sum() == pytest.approx(0.25 * b["loss_nok"].sum())
+    assert b["margin_nok"].sum() > 0 and (b["husbanken_borrowing_nok"] == b["startlan_paid_nok"]).all()
+    # frame: granted = used + unused + what is left at the end
+    y = yearly(result.monthly)
+    last = y.groupby("replication")["frame_remaining_nok"].last().sum()
+    assert b["frame_granted_nok"].sum() == pytest.approx(b["frame_used_nok"].sum() + b["frame_unused_nok"].sum() + last)
+
+
+def test_budget_csv_same_numbers_in_both_dialects(tmp_path):
+    short = write_variant(tmp_path, '[period]\nend = "2013-12"\n', "short.toml")
+    for dialect in ("plain", "nb"):
+        r = CliRunner().invoke(cli, ["run", str(short), "-n", "2", "--out", str(tmp_path / dialect), "--csv-dialect", dialect])
+        assert r.exit_code == 0, r.output
+    raw = (tmp_path / "nb" / "budget.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b";") > 10
+    a, b = read_csv(tmp_path / "plain" / "budget.csv"), read_csv(tmp_path / "nb" / "budget.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert "startlan_paid_nok_mean" in a.columns and "portfolio_end_nok_p95" in a.columns
+    mean = a["startlan_paid_nok_mean"].sum()
+    y = read_csv(tmp_path / "plain" / "yearly.csv")
+    assert mean == pytest.approx(y.groupby("year")["startlan_nok"].mean().sum(), abs=len(a))
+
+
+def test_text_from_a_sweep_file_cannot_become_a_formula(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'''
+base = "{DRAMMEN.as_posix()}"
+replications = 1
+[overrides]
+"period.end" = "2011-12"
+[levers]
+"frame.priority" = {{ "=HYPERLINK(\\"http://x\\")" = "first_come", "@calc" = "lte_first" }}
+''')
+    r = CliRunner().invoke(cli, ["sweep", str(sweep), "--workers", "1", "--out", str(tmp_path / "o"), "--csv-dialect", "nb"])
+    assert r.exit_code == 0, r.output
+    points = read_csv(tmp_path / "o" / "points.csv")
+    assert set(points["frame.priority"]) == {"'=HYPERLINK(\"http://x\")", "'@calc"}
