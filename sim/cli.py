@@ -176,6 +176,16 @@ def sensitivity(sweep_file: str, samples: int, out: str | None, overwrite: bool,
     click.echo(f"results in {folder}/sensitivity.csv")
 
 
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+def report(folder: str) -> None:
+    """Write report.html (charts embedded) and charts/*.png for a finished run or sweep folder."""
+    from sim.report import render
+
+    path = render(folder)
+    click.echo(f"report written to {path}")
+
+
 def main() -> None:
     cli(prog_name="lte")
 

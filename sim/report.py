@@ -1,0 +1,288 @@
+"""A report a planner can read: one self-contained HTML file (charts embedded) and the same charts as PNGs.
+
+Built from a finished folder of ``lte run`` or ``lte sweep``; the model is not run again.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sim import outputs  # noqa: E402
+from sim.budget import COLUMNS as BUDGET_COLUMNS  # noqa: E402
+from sim.compare import period_totals  # noqa: E402
+from sim.errors import UserError  # noqa: E402
+
+MILL = 1e6
+BAND = "the shaded band runs from the 5th to the 95th percentile across replications"
+
+# Key assumptions shown first, in the planner's words.
+KEY_ASSUMPTIONS = (
+    ("frame.yearly_nok", "Yearly startlån frame (NOK)"),
+    ("frame.rounds", "Allocation rounds (month, share, largest random cut)"),
+    ("frame.earmark_lte_share", "Share of the frame earmarked for leie til eie"),
+    ("frame.priority", "Who goes first when the frame is short"),
+    ("frame.patience_months", "How long approved applicants wait for the frame (mean, months)"),
+    ("programme.advisers", "Advisers"),
+    ("programme.sell_to_tenants", "Sell municipal dwellings to their tenants"),
+    ("programme.replacement_ratio", "Dwellings bought per dwelling sold"),
+    ("market.husbanken_rate_pct", "Husbanken's rate (%)"),
+    ("market.price_index", "House price index (1.0 at start)"),
+    ("tilskudd.budget_nok_year", "Tilskudd budget (NOK per year)"),
+    ("stock.initial_units", "Municipal rental dwellings at start"),
+)
+
+
+def _get(tree: dict, path: str):
+    node = tree
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def _fmt(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_fmt(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:,.0f}".replace(",", " ") if abs(value) >= 1000 else f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}".replace(",", " ")
+    return str(value)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _band(ax, table: pd.DataFrame, col: str, label: str, scale: float = 1.0, color=None):
+    g = table.groupby("year")[col]
+    mean, lo, hi = g.mean() / scale, g.quantile(0.05) / scale, g.quantile(0.95) / scale
+    line, = ax.plot(mean.index, mean.values, marker="o", ms=3, label=label, color=color)
+    ax.fill_between(mean.index, lo.values, hi.values, alpha=0.2, color=line.get_color())
+
+
+def _style(ax, title: str, ylabel: str):
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("year")
+    ax.grid(alpha=0.3)
+    ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def run_charts(yearly: pd.DataFrame, budget: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
+    """Charts of one run: name -> (PNG bytes, caption)."""
+    charts = {}
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    _band(ax, yearly, "new_owners_municipal", "bought their municipal dwelling")
+    _band(ax, yearly, "new_owners_private", "bought on the private market")
+    _style(ax, "New owners from leie til eie per year, by route", "households per year")
+    ax.legend()
+    charts["new_owners"] = (_png(fig), f"Tenants who became owners each year. Lines are means; {BAND}.")
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    b = budget.set_index("year")
+    width = 0.27
+    x = b.index.to_numpy()
+    ax.bar(x - width, b["frame_granted_nok_mean"] / MILL, width, label="granted by Husbanken")
+    ax.bar(x, b["frame_used_nok_mean"] / MILL, width, label="used for approved loans")
+    ax.bar(x + width, b["frame_unused_nok_mean"] / MILL, width, label="left unused at year end")
+    _style(ax, "The startlån frame: granted, used and unused", "NOK million per year")
+    ax.legend()
+    charts["frame"] = (_png(fig), "Means across replications. Unused frame is lost at year end unless the "
+                                  "scenario carries it over.")
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    _band(ax1, yearly, "frame_wait_months_mean", "mean wait")
+    _style(ax1, "Waiting time for the frame", "months (those who got a loan)")
+    _band(ax2, yearly, "frame_gave_up", "gave up", color="tab:red")
+    _style(ax2, "Approved applicants who gave up waiting", "applicants per year")
+    charts["waiting"] = (_png(fig), f"When the frame is used up, approved applicants wait; some give up. {BAND}.")
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    _band(ax, yearly, "startlan_nok_lte", "to leie-til-eie tenants", scale=MILL)
+    _band(ax, yearly, "startlan_nok_other", "to other borrowers", scale=MILL)
+    _style(ax, "Startlån paid out per year", "NOK million per year")
+    ax.legend()
+    charts["startlan"] = (_png(fig), f"All of the municipality's startlån draw on the same frame. {BAND}.")
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.plot(b.index, b["portfolio_end_nok_mean"] / MILL, marker="o", ms=3, label="outstanding startlån at year end")
+    ax.fill_between(b.index, b["portfolio_end_nok_p5"] / MILL, b["portfolio_end_nok_p95"] / MILL, alpha=0.2)
+    _style(ax, "Startlån portfolio (= the municipality's debt to Husbanken)", "NOK million")
+    ax.legend()
+    charts["portfolio"] = (_png(fig), f"The municipality borrows from Husbanken what it lends on. {BAND}.")
+    return charts
+
+
+def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
+    """Each main outcome over the whole period against the first lever, one line per other lever combination."""
+    meta = {"point", "sample", "baseline"}
+    levers = [c for c in points.columns if c not in meta and points[c].dtype == object or
+              (c not in meta and c in points.columns and points[c].nunique() > 1)]
+    totals = []
+    for p, g in yearly.groupby("point"):
+        t = period_totals(g)
+        t["point"] = p
+        totals.append(t)
+    totals = pd.concat(totals).merge(points, on="point")
+    x = levers[0] if levers else "point"
+    others = [c for c in levers[1:]]
+    charts = {}
+    outcomes = (("new_owners", "New owners from leie til eie, whole period", "households", 1.0),
+                ("startlan_nok", "Startlån paid out, whole period", "NOK million", MILL),
+                ("frame_gave_up", "Applicants who gave up waiting for the frame, whole period", "applicants", 1.0),
+                ("frame_expired_nok", "Frame left unused, whole period", "NOK million", MILL),
+                ("loss_nok", "Losses on startlån, whole period", "NOK million", MILL))
+    order = list(dict.fromkeys(points[x].tolist())) if x in points else None
+    for col, title, unit, scale in outcomes:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        groups = totals.groupby(others) if others else [((), totals)]
+        for key, g in groups:
+            stats = g.groupby(x)[col].agg(["mean", lambda s: s.quantile(0.05), lambda s: s.quantile(0.95)])
+            stats.columns = ["mean", "lo", "hi"]
+            if order:
+                stats = stats.reindex([o for o in order if o in stats.index])
+            pos = range(len(stats))
+            label = ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in zip(others, key if isinstance(key, tuple) else (key,)))
+            line, = ax.plot(pos, stats["mean"] / scale, marker="o", ms=3, label=label or None)
+            ax.fill_between(pos, stats["lo"] / scale, stats["hi"] / scale, alpha=0.12, color=line.get_color())
+            ax.set_xticks(list(pos), [str(i) for i in stats.index], rotation=0)
+        ax.set_title(title, fontsize=11, loc="left")
+        ax.set_xlabel(x)
+        ax.set_ylabel(unit)
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=7)
+        charts[f"sweep_{col}"] = (_png(fig), f"Mean over replications against {x}; {BAND} (model randomness "
+                                             "and, if the sweep samples them, the uncertainties).")
+    return charts
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, border=0, classes="t", escape=True, na_rep="")
+
+
+def _budget_view(budget: pd.DataFrame) -> pd.DataFrame:
+    show = ["startlan_paid_nok", "startlan_loans", "frame_granted_nok", "frame_unused_nok", "repayments_received_nok",
+            "interest_received_nok", "interest_paid_husbanken_nok", "margin_nok", "portfolio_end_nok",
+            "loss_municipality_nok", "tilskudd_paid_nok", "dwelling_sales_income_nok", "replacement_purchases_nok"]
+    out = pd.DataFrame({"year": budget["year"]})
+    for c in show:
+        m = budget[f"{c}_mean"]
+        out[c.replace("_nok", " (NOK mill.)")] = (m / MILL).round(1) if c.endswith("_nok") else m.round(1)
+    return out
+
+
+def render(folder: str | Path) -> Path:
+    """Write ``report.html`` and ``charts/*.png`` into a finished run or sweep folder."""
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    if not manifest_path.is_file() or not (folder / "yearly.csv").is_file():
+        raise UserError(f"{folder}: not a finished run or sweep folder (manifest.json and yearly.csv are missing)")
+    manifest = json.loads(manifest_path.read_text())
+    yearly = outputs.read_csv(folder / "yearly.csv")
+    is_sweep = "sweep_name" in manifest
+    parts = [_STYLE]
+    if is_sweep:
+        points = outputs.read_csv(folder / "points.csv")
+        comparison = outputs.read_csv(folder / "comparison.csv")
+        title = f"Policy sweep: {manifest['sweep_name']}"
+        parts.append(f"<h1>{html.escape(title)}</h1>")
+        parts.append(f"<p>{len(points)} policy points, each run with the same {manifest['replications']} "
+                     f"replications (seed {manifest['seed']}), so differences between points are paired. "
+                     f"Base scenario: <code>{html.escape(manifest['base_file'])}</code>.</p>")
+        parts.append("<h2>The points</h2>" + _table(points))
+        charts = sweep_charts(yearly, points)
+        base_rows = comparison[(comparison["year"] == comparison["year"].max())]
+        totals = _sweep_differences(yearly, points)
+        parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
+                     "paired difference from the baseline point with a 90 % interval: if the interval does not "
+                     "contain 0, the difference is not the model's randomness.</p>" + _table(totals))
+        del base_rows
+    else:
+        s = manifest["scenario"]
+        budget = outputs.read_csv(folder / "budget.csv")
+        title = f"Scenario: {s['name']}"
+        parts.append(f"<h1>{html.escape(title)}</h1><p>{html.escape(s.get('description', ''))}</p>")
+        parts.append(f"<p>{s['period']['start']} to {s['period']['end']}, leie til eie from "
+                     f"{s['period']['programme_start']}; {manifest['replications']} replications, seed "
+                     f"{manifest['seed']}, model version {manifest['package_version']}.</p>")
+        rows = [(label, _fmt(_get(s, key)), s.get("sources", {}).get(key, "")) for key, label in KEY_ASSUMPTIONS]
+        parts.append("<h2>Key assumptions</h2>" + _table(pd.DataFrame(rows, columns=["assumption", "value", "source"])))
+        charts = run_charts(yearly, budget)
+        parts.append("<h2>Budget, means across replications</h2><p>NOK million, nominal. The file budget.csv "
+                     "has every column with its 90 % band (p5, p95).</p>" + _table(_budget_view(budget)))
+        parts.append("<h3>What the budget columns mean</h3>" + _table(pd.DataFrame(BUDGET_COLUMNS, columns=["column", "meaning"])))
+    chart_html = []
+    for name, (png, caption) in charts.items():
+        b64 = base64.b64encode(png).decode()
+        chart_html.append(f'<figure><img alt="{name}" src="data:image/png;base64,{b64}"><figcaption>'
+                          f'{html.escape(caption)}</figcaption></figure>')
+    insert_at = 3 if not is_sweep else 3
+    parts[insert_at:insert_at] = ["<h2>Results</h2>"] + chart_html
+    parts.append(f"<h2>How sure are these figures?</h2><p>Each figure is a mean over replications: runs with the "
+                 f"same policy and different luck (who arrives, how long advice and searches take, who defaults). "
+                 f"{BAND.capitalize()}: the range in which a single year's outcome falls nine times out of ten, given "
+                 "the model and its parameters. When the run draws parameters from the calibration's posterior, the "
+                 "band also shows what the observed history cannot pin down. The band does not cover what the "
+                 "model leaves out; the scenario's assumptions (above and in its [sources]) matter as much.</p>")
+    page = "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + \
+        "</title></head><body>" + "\n".join(parts) + "</body></html>"
+    with outputs.locked_dir(folder, allow_existing=True):
+        (folder / "charts").mkdir(exist_ok=True)
+        with outputs.AtomicWriter(folder / "charts") as w:
+            for name, (png, _) in charts.items():
+                w.bytes(f"{name}.png", png)
+        with outputs.AtomicWriter(folder) as w:
+            w.bytes("report.html", page.encode("utf-8"))
+    return folder / "report.html"
+
+
+def _sweep_differences(yearly: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+    from sim.compare import paired_difference
+
+    base_of = {row.sample: row.point for row in points.itertuples() if row.baseline}
+    rows = []
+    outcomes = ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "loss_nok")
+    for row in points.itertuples():
+        a = period_totals(yearly[yearly["point"] == row.point])
+        b = period_totals(yearly[yearly["point"] == base_of[row.sample]])
+        d = paired_difference(a, b, outcomes)
+        rec = {"point": row.point}
+        for r in d.itertuples():
+            scale, unit = (MILL, " (NOK mill.)") if r.outcome.endswith("_nok") else (1.0, "")
+            rec[f"{r.outcome}{unit}"] = round(r.mean / scale, 1)
+            lo, hi = r.difference_low90 / scale, r.difference_high90 / scale
+            rec[f"vs baseline{unit}"] = f"{r.difference / scale:+.1f} [{lo:+.1f}, {hi:+.1f}]" if r.replications > 1 \
+                else f"{r.difference / scale:+.1f}"
+        rows.append(rec)
+    df = pd.DataFrame(rows)
+    return df
+
+
+_STYLE = """<style>
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table.t { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+table.t th, table.t td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; }
+table.t td:first-child, table.t th:first-child { text-align: left; }
+figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: 0.85em; color: #555; }
+</style>"""

@@ -1,0 +1,57 @@
+"""The report renders for a run and a sweep, self-contained, with every chart; bad folders are user errors."""
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import cli
+
+from .conftest import DRAMMEN, write_variant
+
+
+def _check(folder, expected_charts):
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    images = re.findall(r'<img alt="([a-z_]+)" src="data:image/png;base64,([A-Za-z0-9+/=]{1000,})"', page)
+    assert sorted(name for name, _ in images) == sorted(expected_charts)
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # no network, no JS
+    assert sorted(p.stem for p in (folder / "charts").glob("*.png")) == sorted(expected_charts)
+    for p in (folder / "charts").glob("*.png"):
+        assert p.read_bytes().startswith(b"\x89PNG")
+    return page
+
+
+def test_run_report(tmp_path):
+    short = write_variant(tmp_path, '[period]\nend = "2014-12"\n', "short.toml")
+    out = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["run", str(short), "-n", "3", "--out", str(out)]).exit_code == 0
+    r = CliRunner().invoke(cli, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    page = _check(out, ["new_owners", "frame", "waiting", "startlan", "portfolio"])
+    for words in ("Key assumptions", "Yearly startlån frame", "Budget", "How sure", "portfolio_end_nok"):
+        assert words in page
+
+
+def test_sweep_report(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'''
+base = "{DRAMMEN.as_posix()}"
+replications = 2
+[overrides]
+"period.end" = "2012-12"
+[levers]
+"frame.yearly_nok" = [20_000_000, 100_000_000]
+"frame.earmark_lte_share" = [0.0, 0.5]
+''')
+    out = tmp_path / "sweep"
+    assert CliRunner().invoke(cli, ["sweep", str(sweep), "--workers", "1", "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
+    page = _check(out, [f"sweep_{c}" for c in ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "loss_nok")])
+    assert "Compared with the baseline" in page
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
+def test_not_a_run_folder(tmp_path, make):
+    r = CliRunner().invoke(cli, ["report", str(make(tmp_path))])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert not (tmp_path / "report.html").exists()
