@@ -175,7 +175,7 @@ def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame) -> dict[str, tuple[
 
 
 def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, border=0, classes="t", escape=True, na_rep="")
+    return '<div class="scroll">' + df.to_html(index=False, border=0, classes="t", escape=True, na_rep="") + "</div>"
 
 
 def _budget_view(budget: pd.DataFrame) -> pd.DataFrame:
@@ -203,7 +203,6 @@ def render(folder: str | Path) -> Path:
     parts = [_STYLE]
     if is_sweep:
         points = outputs.read_csv(folder / "points.csv")
-        comparison = outputs.read_csv(folder / "comparison.csv")
         title = f"Policy sweep: {manifest['sweep_name']}"
         parts.append(f"<h1>{html.escape(title)}</h1>")
         parts.append(f"<p>{len(points)} policy points, each run with the same {manifest['replications']} "
@@ -211,12 +210,10 @@ def render(folder: str | Path) -> Path:
                      f"Base scenario: <code>{html.escape(manifest['base_file'])}</code>.</p>")
         parts.append("<h2>The points</h2>" + _table(points))
         charts = sweep_charts(yearly, points)
-        base_rows = comparison[(comparison["year"] == comparison["year"].max())]
         totals = _sweep_differences(yearly, points)
         parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
                      "paired difference from the baseline point with a 90 % interval: if the interval does not "
                      "contain 0, the difference is not the model's randomness.</p>" + _table(totals))
-        del base_rows
     else:
         s = manifest["scenario"]
         budget = outputs.read_csv(folder / "budget.csv")
@@ -236,8 +233,8 @@ def render(folder: str | Path) -> Path:
         b64 = base64.b64encode(png).decode()
         chart_html.append(f'<figure><img alt="{name}" src="data:image/png;base64,{b64}"><figcaption>'
                           f'{html.escape(caption)}</figcaption></figure>')
-    insert_at = 3 if not is_sweep else 3
-    parts[insert_at:insert_at] = ["<h2>Results</h2>"] + chart_html
+    # results come after the scenario and its assumptions (run) or the list of points (sweep)
+    parts[4:4] = ["<h2>Results</h2>"] + chart_html
     parts.append(f"<h2>How sure are these figures?</h2><p>Each figure is a mean over replications: runs with the "
                  f"same policy and different luck (who arrives, how long advice and searches take, who defaults). "
                  f"{BAND.capitalize()}: the range in which a single year's outcome falls nine times out of ten, given "
@@ -271,7 +268,7 @@ def _sweep_differences(yearly: pd.DataFrame, points: pd.DataFrame) -> pd.DataFra
             scale, unit = (MILL, " (NOK mill.)") if r.outcome.endswith("_nok") else (1.0, "")
             rec[f"{r.outcome}{unit}"] = round(r.mean / scale, 1)
             lo, hi = r.difference_low90 / scale, r.difference_high90 / scale
-            rec[f"vs baseline{unit}"] = f"{r.difference / scale:+.1f} [{lo:+.1f}, {hi:+.1f}]" if r.replications > 1 \
+            rec[f"{r.outcome} vs baseline{unit}"] = f"{r.difference / scale:+.1f} [{lo:+.1f}, {hi:+.1f}]" if r.replications > 1 \
                 else f"{r.difference / scale:+.1f}"
         rows.append(rec)
     df = pd.DataFrame(rows)
@@ -284,5 +281,5 @@ h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; 
 table.t { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 table.t th, table.t td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; }
 table.t td:first-child, table.t th:first-child { text-align: left; }
-figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: 0.85em; color: #555; }
+.scroll { overflow-x: auto; } figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: 0.85em; color: #555; }
 </style>"""
