@@ -186,6 +186,40 @@ def report(folder: str) -> None:
     click.echo(f"report written to {path}")
 
 
+@cli.command()
+@click.argument("scenario")
+@click.option("--targets", "targets", required=True, help="Observed figures (CSV: date, quantity, value, lower, upper, scope, source).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Fitted parameter file to write (TOML).")
+@click.option("--until", help="Fit only on targets up to this date (YYYY-MM); later targets are a hold-out check.")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--particles", type=click.IntRange(min=10), default=100, show_default=True, help="Posterior sample size.")
+@click.option("--generations", type=click.IntRange(min=1), default=5, show_default=True, help="ABC-SMC generations.")
+@click.option("--replications", type=click.IntRange(min=1), default=2, show_default=True, help="Replications per evaluation.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local worker processes.")
+@click.option("--restart", is_flag=True, help="Discard a saved unfinished calibration instead of resuming it.")
+def calibrate(scenario: str, targets: str, out: str, until: str | None, seed: int, particles: int, generations: int,
+              replications: int, workers: int, restart: bool) -> None:
+    """Fit the scenario's [calibration.parameters] to observed figures (ABC-SMC); resumes if interrupted."""
+    from sim import calibration as cal
+    from sim.executors import make_executor
+    from sim.progress import Progress
+
+    executor = make_executor(workers)
+    try:
+        result = cal.calibrate(scenario, targets, out, until=until, seed=seed, particles=particles,
+                               generations=generations, replications=replications, executor=executor,
+                               restart=restart, progress_factory=Progress, command=sys.argv)
+    finally:
+        executor.close()
+    if result["resumed_generations"]:
+        click.echo(f"resumed after {result['resumed_generations']} saved generations")
+    for key, e in result["estimates"].items():
+        click.echo(f"  {key:45s} {e['median']:10.4g}  90 % [{e['p5']:.4g}, {e['p95']:.4g}]")
+    t = result["table"]
+    click.echo(f"{int(t['within_band'].sum())} of {len(t)} targets within the simulated 90 % band; "
+               f"{result['evaluations']} evaluations, {result['seconds']:.0f} s; wrote {out} and its report")
+
+
 def main() -> None:
     cli(prog_name="lte")
 

@@ -15,6 +15,7 @@ recorded at each month end. Nothing here touches pandas or the file system.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 
@@ -131,6 +132,21 @@ class Params:
         self.frame_yearly = monthly(s.frame.yearly_nok)
         self.tilskudd_budget = monthly(s.tilskudd.budget_nok_year)
         self.other_per_year = np.array(monthly(s.other_borrowers.applicants_per_year))
+        # screening hazard per month, and its running total from the start (for dated rates)
+        self.screening_rate = [r / 12.0 for r in monthly(s.programme.screening_rate_per_year)]
+        self.screening_cum = np.concatenate([[0.0], np.cumsum(self.screening_rate)]).tolist()
+
+    def screening_time(self, t: float, e: float) -> float:
+        """When a tenant is screened, counting from t, given a unit exponential draw e: the time at which the
+        screening hazard accumulated since t reaches e (inverse of the cumulative hazard; dated rates allowed)."""
+        m = int(t)
+        if m >= self.n:
+            return math.inf
+        target = self.screening_cum[m] + (t - m) * self.screening_rate[m] + e
+        k = bisect.bisect_right(self.screening_cum, target) - 1
+        if k >= self.n:
+            return math.inf
+        return k + (target - self.screening_cum[k]) / self.screening_rate[k]
 
     def month(self, t: float) -> int:
         return min(int(t), self.n - 1)
@@ -209,7 +225,9 @@ class Model:
         children = np.where(has_children, 1 + extra, 0).astype(int)
         immigrant = u[:, U_IMMIGRANT] < share_imm
         intro = immigrant & (u[:, U_INTRO] < share_intro)
-        income0 = median * np.exp(sigma * stats.norm.ppf(u[:, U_INCOME]))
+        adults = np.where(two, 2, 1)
+        second = s.households.second_adult_income_share
+        income0 = median * (1.0 + second * (adults - 1)) * np.exp(sigma * stats.norm.ppf(u[:, U_INCOME]))
         savings = -savings_mean * np.log1p(-u[:, U_SAVINGS])
         debt = u[:, U_DEBT] < debt_share
         works = u[:, U_WORK] < s.households.work_after_introduction_probability
@@ -393,8 +411,7 @@ class Model:
         if announce:
             self.count("moved_in", now)
             self.log(hh, "moved_in", d)
-        rate = self.s.programme.screening_rate_per_year / 12.0
-        screen_at = max(now, p.programme_start) - math.log1p(-hh.u[U_SCREEN]) / rate if rate > 0 else math.inf
+        screen_at = p.screening_time(max(now, p.programme_start), -math.log1p(-hh.u[U_SCREEN]))
         if screen_at < hh.exit_at and screen_at < p.n:
             self.env.process(self._programme(hh, screen_at))
         elif hh.exit_at < p.n:  # most tenants: nothing happens until they leave, so no process is needed
@@ -470,7 +487,7 @@ class Model:
     def income_nok_year(self, hh: Household, t: float) -> float:
         m = self.p.month(t)
         if t < hh.intro_end or (hh.intro_end > -math.inf and not hh.works_after_intro):
-            return self.s.households.introduction_income_nok_year * self.p.income_index[m]
+            return self.s.households.introduction_income_nok_year * hh.adults * self.p.income_index[m]
         return hh.income0_nok * self.p.income_index[m]
 
     def _price(self, hh: Household, own: bool, price_z: float, t: float) -> float:

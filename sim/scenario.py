@@ -118,9 +118,10 @@ class Households(Section):
     share_immigrant: Probability = F(unit="share", doc="share of households with immigrant background")
     share_introduction_programme: Probability = F(unit="share", doc="share of immigrant households arriving in the introduction programme")
     introduction_months: float = F(unit="months", doc="length of the introduction programme", gt=0)
-    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax, households not in the programme, at period start", gt=0)
+    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax of a one-adult household not in the programme, at period start", gt=0)
     income_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of income after tax", ge=0)
-    introduction_income_nok_year: float = F(unit="NOK/year", doc="income after tax while in the introduction programme, at period start", gt=0)
+    second_adult_income_share: float = F(unit="ratio", doc="a second adult adds this share of the median to household income", ge=0)
+    introduction_income_nok_year: float = F(unit="NOK/year", doc="income after tax per adult while in the introduction programme, at period start", gt=0)
     work_after_introduction_probability: Probability = F(unit="share", doc="share who move into work after the programme (others keep a low income)", kind="behavioural")
     savings_mean_nok: float = F(unit="NOK", doc="mean savings on arrival (exponentially distributed)", ge=0)
     debt_problems_share: Probability = F(unit="share", doc="share with debt problems (other debt payments, no loan until cleared)")
@@ -143,7 +144,7 @@ class Programme(Section):
 
     advisers: int = F(unit="advisers", doc="advisers working on leie til eie", ge=0, kind="policy")
     households_per_adviser: int = F(unit="households", doc="households one adviser follows at a time", ge=1)
-    screening_rate_per_year: float = F(unit="1/year", doc="rate at which a tenant is assessed for ownership potential", ge=0, kind="behavioural")
+    screening_rate_per_year: DatedNonNeg = F(unit="1/year", doc="rate at which a tenant is assessed for ownership potential", kind="behavioural")
     potential_share: DatedProbability = F(unit="share", doc="share of assessed tenants found to have ownership potential", kind="behavioural")
     advice_months_mean: float = F(unit="months", doc="mean duration of advice (gamma distributed)", gt=0, kind="behavioural")
     advice_months_cv: float = F(unit="ratio", doc="coefficient of variation of the advice duration", gt=0)
@@ -226,10 +227,35 @@ class OtherBorrowers(Section):
     """Startlån borrowers from outside the municipal stock, drawing on the same frame."""
 
     applicants_per_year: DatedNonNeg = F(unit="households/year", doc="approved-in-principle applicants per year", kind="behavioural")
-    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax at period start", gt=0)
+    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax of a one-adult household at period start (a second adult adds households.second_adult_income_share)", gt=0)
     income_sigma_log: float = F(unit="log NOK", doc="spread of income", ge=0)
     share_with_children: Probability = F(unit="share", doc="share of households with children")
     savings_mean_nok: float = F(unit="NOK", doc="mean own funds (exponentially distributed)", ge=0)
+
+
+class Calibration(Section):
+    """Which parameters calibration may fit (uniform prior ranges), and the fit this scenario uses.
+
+    A parameter key is a behavioural key path; ``key@DATE`` names one entry of a dated table
+    (``"programme.potential_share@2015"``).
+    """
+
+    fitted: str = F("", unit="path", doc="fitted parameter file (relative to this file); its estimates replace the values here")
+    parameters: dict[str, list[float]] = F(default_factory=dict, unit="[low, high]",
+                                           doc="free parameters and their uniform prior ranges")
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "Calibration":
+        for key, bounds in self.parameters.items():
+            path = key.split("@")[0]
+            kind = field_kind(path)
+            if kind is None:
+                raise ValueError(f"parameters: {key!r} is not a scenario key{_suggest(path, leaf_paths(Scenario))}")
+            if kind != "behavioural":
+                raise ValueError(f"parameters: {key!r} is a {kind} key; calibration fits behavioural keys only")
+            if len(bounds) != 2 or not bounds[0] < bounds[1]:
+                raise ValueError(f"parameters: {key!r} needs a range [low, high] with low < high")
+        return self
 
 
 class Scenario(Section):
@@ -248,6 +274,7 @@ class Scenario(Section):
     frame: Frame
     tilskudd: Tilskudd
     other_borrowers: OtherBorrowers
+    calibration: Calibration = Calibration()
     sources: dict[str, str] = F(default_factory=dict, unit="text", doc="key path -> source or 'assumption: ...'")
 
     @model_validator(mode="after")
@@ -344,7 +371,9 @@ def merge(base: dict, override: dict, origins: dict[str, str], file: str, prefix
     out = dict(base)
     for key, value in override.items():
         path = f"{prefix}{key}"
-        is_section = isinstance(value, dict) and not (value and all(_DATE_KEY.match(str(k)) for k in value))
+        info = field_info(path)
+        annotation = info.annotation if info is not None else None
+        is_section = isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, Section)
         if is_section and isinstance(out.get(key), dict) and key != "sources":
             out[key] = merge(out[key], value, origins, file, path + ".")
         elif key == "sources" and isinstance(value, dict) and isinstance(out.get(key), dict):
@@ -436,19 +465,63 @@ def _origin(loc: list[str], origins: dict[str, str], default: str) -> str:
     return default
 
 
-def load(path: str | Path) -> "LoadedScenario":
-    """Read, merge and validate a scenario file. Raises ScenarioError for any user mistake."""
+def load(path: str | Path, apply_fit: bool = True) -> "LoadedScenario":
+    """Read, merge and validate a scenario file; apply its fitted parameter file if it names one.
+
+    Raises ScenarioError for any user mistake.
+    """
     data, origins, files = load_raw(path)
+    fit = None
+    fitted = (data.get("calibration") or {}).get("fitted") if isinstance(data.get("calibration"), dict) else None
+    if fitted and apply_fit:
+        owner = Path(origins.get("calibration.fitted", str(path)))
+        fit_path = owner.parent / fitted
+        fit = read_fit(fit_path)
+        for key, value in fit["estimate"].items():
+            set_value(data, key, value, str(fit_path))
+        files = files + [fit_path]
     scenario = validate(data, origins, str(path))
-    return LoadedScenario(scenario, [Path(f) for f in files])
+    return LoadedScenario(scenario, [Path(f) for f in files], fit)
+
+
+def read_fit(path: Path) -> dict:
+    """A fitted parameter file: [estimate] (applied), [interval90], [posterior] (draws and weights)."""
+    fit = read_toml(path)
+    problems = []
+    if not isinstance(fit.get("estimate"), dict) or not fit["estimate"]:
+        problems.append(("estimate", "a fitted parameter file needs an [estimate] table of key = value"))
+    post = fit.get("posterior", {})
+    if post:
+        weights = post.get("weights")
+        n = len(weights) if isinstance(weights, list) else -1
+        for key in fit.get("estimate", {}):
+            if not isinstance(post.get(key), list) or len(post[key]) != n:
+                problems.append((f"posterior.{key}", f"needs a list of {n} draws, one per weight"))
+    if problems:
+        raise ScenarioError(str(path), problems)
+    return fit
 
 
 class LoadedScenario:
-    """A validated scenario with the files it came from (for the manifest's hash)."""
+    """A validated scenario with the files it came from (for the manifest's hash) and its fit, if any."""
 
-    def __init__(self, scenario: Scenario, files: list[Path]):
+    def __init__(self, scenario: Scenario, files: list[Path], fit: dict | None = None):
         self.scenario = scenario
         self.files = files
+        self.fit = fit
+
+    def posterior_draws(self, n: int, seed: int) -> list[dict[str, float]]:
+        """n parameter sets drawn (by weight, with replacement) from the fit's posterior; seeded."""
+        if not self.fit or not self.fit.get("posterior"):
+            return []
+        post = self.fit["posterior"]
+        keys = [k for k in self.fit["estimate"]]
+        import numpy as np
+
+        w = np.asarray(post["weights"], float)
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31 - 1,)))
+        idx = rng.choice(len(w), size=n, p=w / w.sum())
+        return [{k: post[k][i] for k in keys} for i in idx]
 
     def files_hash(self) -> str:
         h = hashlib.sha256()
@@ -458,19 +531,48 @@ class LoadedScenario:
         return h.hexdigest()
 
 
+def set_value(data: dict, key: str, value: Any, file: str) -> None:
+    """Set ``key`` (a dotted path, or ``path@DATE`` for one entry of a dated table) in a scenario dict."""
+    path, _, date = key.partition("@")
+    node = data
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise ScenarioError(file, [(key, f"unknown key{_suggest(path, leaf_paths(Scenario))}")])
+        node = node[part]
+    if parts[-1] not in node:
+        raise ScenarioError(file, [(key, f"unknown key{_suggest(path, leaf_paths(Scenario))}")])
+    if not date:
+        node[parts[-1]] = value
+        return
+    table = node[parts[-1]]
+    if not isinstance(table, dict) or date not in table:
+        have = ", ".join(table) if isinstance(table, dict) else "a single value"
+        raise ScenarioError(file, [(key, f"{path} has no dated entry {date} (it has {have})")])
+    table[date] = value
+
+
+def get_value(data: dict, key: str, file: str = "<scenario>") -> Any:
+    """The value at ``key`` (or ``path@DATE``) of a scenario dict; a missing key is a ScenarioError."""
+    path, _, date = key.partition("@")
+    node = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ScenarioError(file, [(key, f"unknown key{_suggest(path, leaf_paths(Scenario))}")])
+        node = node[part]
+    if not date:
+        return node
+    if not isinstance(node, dict) or date not in node:
+        have = ", ".join(node) if isinstance(node, dict) else "a single value"
+        raise ScenarioError(file, [(key, f"{path} has no dated entry {date} (it has {have})")])
+    return node[date]
+
+
 def with_overrides(scenario: Scenario, overrides: dict[str, Any], file: str = "<overrides>") -> Scenario:
-    """A copy of a scenario with dotted-key values replaced, validated again (used by sweeps and calibration)."""
+    """A copy of a scenario with values replaced (``key`` or ``key@DATE``), validated again (sweeps, calibration)."""
     data = scenario.model_dump(mode="json")
     origins: dict[str, str] = {}
-    for path, value in overrides.items():
-        node = data
-        parts = path.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise ScenarioError(file, [(path, f"unknown key{_suggest(path, leaf_paths(Scenario))}")])
-            node = node[part]
-        if parts[-1] not in node:
-            raise ScenarioError(file, [(path, f"unknown key{_suggest(path, leaf_paths(Scenario))}")])
-        node[parts[-1]] = value
-        origins[path] = file
+    for key, value in overrides.items():
+        set_value(data, key, value, file)
+        origins[key.partition("@")[0]] = file
     return validate(data, origins, file)

@@ -122,3 +122,19 @@ def test_invariant_check_catches_a_broken_model(short):
     model.sold += 1  # pretend a sale was not booked in the stock
     with pytest.raises(AssertionError, match="units"):
         check_invariants(model)
+
+
+def test_screening_time_inverts_the_cumulative_hazard(short):
+    from sim.model import Params
+
+    flat = sc.with_overrides(short, {"programme.screening_rate_per_year": 0.6})
+    p = Params(flat)
+    # constant 0.6 a year = 0.05 a month: a unit exponential draw e = 1 takes 20 months
+    assert p.screening_time(10.25, 1.0) == pytest.approx(30.25)
+    stepped = sc.with_overrides(short, {"programme.screening_rate_per_year": {"2010": 1.2, "2011": 0.0, "2012": 0.6}})
+    p = Params(stepped)
+    # 0.1 a month in 2010 (months 0-11), nothing in 2011, 0.05 a month from 2012 (month 24):
+    # from month 6, e = 1 uses 0.6 in 2010 and the remaining 0.4 takes 8 months from month 24
+    assert p.screening_time(6.0, 1.0) == pytest.approx(32.0)
+    assert p.screening_time(6.0, 0.3) == pytest.approx(9.0)
+    assert p.screening_time(6.0, 100.0) == float("inf")

@@ -1,0 +1,183 @@
+"""Observed figures to calibrate on: the targets file, and the same quantities computed from a model run.
+
+A targets file is a CSV with the columns ``date, quantity, value, lower, upper, scope, source``. ``value`` is
+the observed figure; ``lower`` and/or ``upper`` may bound it instead (one-sided: "more than NOK 65 million").
+``quantity`` is one of :data:`QUANTITIES`; a row whose quantity is ``programme_start`` is information only.
+Cumulative quantities count from the programme start to the end of the month of ``date``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.errors import ScenarioError
+from sim.scenario import Scenario
+from sim.timeline import YearMonth, months_between
+
+# quantity -> (how it is computed from the monthly table, kind of figure, meaning)
+QUANTITIES: dict[str, tuple[str, str, str]] = {
+    "cumulative_owners": ("cum:new_owners_municipal+new_owners_private", "count", "tenants who became owners since the programme start"),
+    "cumulative_owners_bought_municipal": ("cum:new_owners_municipal", "count", "of which bought their municipal dwelling"),
+    "cumulative_owners_bought_private": ("cum:new_owners_private", "count", "of which bought on the private market"),
+    "cumulative_sales_municipal_to_tenants": ("cum:units_sold", "count", "municipal dwellings sold to their tenants"),
+    "cumulative_municipal_units_bought": ("cum:units_bought", "count", "replacement dwellings bought"),
+    "startlan_disbursed_nok_year": ("year:startlan_nok", "nok", "startlån paid out in the calendar year of date (all borrowers)"),
+    "share_immigrant_background_municipal_buyers": ("share:new_owners_municipal_immigrant/new_owners_municipal", "share", "share of municipal-dwelling buyers with immigrant background"),
+    "share_immigrant_background_private_buyers": ("share:new_owners_private_immigrant/new_owners_private", "share", "share of private buyers with immigrant background"),
+    "share_introduction_programme_municipal_buyers": ("share:new_owners_municipal_introduction/new_owners_municipal", "share", "share of municipal-dwelling buyers in the introduction programme"),
+    "share_introduction_programme_private_buyers": ("share:new_owners_private_introduction/new_owners_private", "share", "share of private buyers in the introduction programme"),
+    "municipal_rental_dwellings": ("level:municipal_units", "level", "municipal rental dwellings at the end of the month"),
+    "startlan_default_rate": ("ratio:loans_in_default/active_loans", "rate", "share of startlån in default at the end of the month"),
+}
+INFORMATION_ONLY = ("programme_start",)
+
+
+def scale(kind: str, value: float) -> float:
+    """How far off a simulated figure may be before it counts as one unit of distance.
+
+    Counts: Poisson-like, sqrt(value) but at least 10 % of it; NOK sums: 10 %; shares of buyers: 0.07
+    (about the binomial error of a share out of 50-100 buyers); stock size: 1 %; default rate: 0.5 points.
+    """
+    if kind == "count":
+        return max(math.sqrt(abs(value)), 0.1 * abs(value), 1.0)
+    if kind == "nok":
+        return max(0.1 * abs(value), 1.0)
+    if kind == "share":
+        return 0.07
+    if kind == "level":
+        return max(0.01 * abs(value), 1.0)
+    return 0.005
+
+
+@dataclass(frozen=True)
+class Target:
+    row: int  # line in the file (2 = first data row)
+    date: str
+    month: str  # YYYY-MM
+    quantity: str
+    value: float | None
+    lower: float | None
+    upper: float | None
+    scope: str
+    source: str
+
+    @property
+    def kind(self) -> str:
+        return QUANTITIES[self.quantity][1]
+
+    @property
+    def reference(self) -> float:
+        """The figure the distance is scaled by: the value, else the bound."""
+        return next(v for v in (self.value, self.lower, self.upper) if v is not None)
+
+    def miss(self, simulated: float) -> float:
+        """Signed distance in units of :func:`scale`: 0 when the figure is matched or within its bounds."""
+        s = scale(self.kind, self.reference)
+        if self.value is not None:
+            return (simulated - self.value) / s
+        if self.lower is not None and simulated < self.lower:
+            return (simulated - self.lower) / s
+        if self.upper is not None and simulated > self.upper:
+            return (simulated - self.upper) / s
+        return 0.0
+
+    def label(self) -> str:
+        return f"{self.quantity} {self.month}"
+
+
+def load_targets(path: str | Path, scenario: Scenario, until: str | None = None) -> list[Target]:
+    """Read and check a targets file against a scenario's period; ``until`` keeps targets up to that date."""
+    path = Path(path)
+    f = str(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ScenarioError(f, [("", "file not found")]) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ScenarioError(f, [("", f"not a readable CSV file ({exc})")]) from None
+    required = ["date", "quantity", "value", "lower", "upper", "scope", "source"]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ScenarioError(f, [("", f"missing columns: {', '.join(missing)} (need {', '.join(required)})")])
+    start = YearMonth.parse(scenario.period.start)
+    end = YearMonth.parse(scenario.period.end)
+    cutoff = YearMonth.parse(until) if until else None
+    problems, out = [], []
+    for i, rec in enumerate(df.to_dict("records")):
+        line = i + 2
+        key = f"row {line}"
+        q = rec["quantity"].strip()
+        if q in INFORMATION_ONLY:
+            continue
+        if q not in QUANTITIES:
+            import difflib
+
+            close = difflib.get_close_matches(q, QUANTITIES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(QUANTITIES)}"
+            problems.append((f"{key}.quantity", f"unknown quantity {q!r}{hint}"))
+            continue
+        try:
+            month = YearMonth.parse(rec["date"].strip()[:7])
+        except ValueError:
+            problems.append((f"{key}.date", f"{rec['date']!r} is not an ISO date (YYYY-MM-DD)"))
+            continue
+        if not start <= month <= end:
+            problems.append((f"{key}.date", f"{rec['date']} lies outside the simulated period {start} to {end}"))
+            continue
+        nums = {}
+        for c in ("value", "lower", "upper"):
+            text = rec[c].strip()
+            try:
+                nums[c] = float(text) if text else None
+            except ValueError:
+                problems.append((f"{key}.{c}", f"{text!r} is not a number"))
+                nums[c] = None
+        if all(v is None for v in nums.values()):
+            problems.append((key, "needs a value, or a lower or upper bound"))
+            continue
+        if nums["lower"] is not None and nums["upper"] is not None and nums["lower"] > nums["upper"]:
+            problems.append((key, "lower bound above upper bound"))
+            continue
+        if cutoff is not None and month > cutoff:
+            continue
+        out.append(Target(line, rec["date"].strip(), str(month), q, nums["value"], nums["lower"], nums["upper"],
+                          rec["scope"], rec["source"]))
+    if problems:
+        raise ScenarioError(f, problems)
+    return out
+
+
+def simulate_quantity(monthly: pd.DataFrame, scenario: Scenario, target: Target) -> float:
+    """The target's quantity from one replication's monthly table."""
+    how, _, _ = QUANTITIES[target.quantity]
+    op, _, expr = how.partition(":")
+    start = YearMonth.parse(scenario.period.start)
+    m = months_between(start, YearMonth.parse(target.month))
+    p0 = months_between(start, YearMonth.parse(scenario.period.programme_start))
+    cols = {c: monthly[c].to_numpy() for c in expr.replace("+", "/").split("/")}
+    if op == "cum":
+        return float(sum(cols[c][p0:m + 1].sum() for c in expr.split("+")))
+    if op == "year":
+        y0 = months_between(start, YearMonth(int(target.month[:4]), 1))
+        return float(cols[expr][max(y0, 0):max(y0, 0) + 12].sum())
+    if op == "level":
+        return float(cols[expr][m])
+    num, den = expr.split("/")
+    if op == "share":
+        d = cols[den][p0:m + 1].sum()
+        return float(cols[num][p0:m + 1].sum() / d) if d > 0 else float("nan")
+    d = cols[den][m]
+    return float(cols[num][m] / d) if d > 0 else 0.0
+
+
+def simulate_all(monthly: pd.DataFrame, scenario: Scenario, targets: list[Target]) -> np.ndarray:
+    return np.array([simulate_quantity(monthly, scenario, t) for t in targets])
+
+
+def last_month(targets: list[Target]) -> str:
+    return max(t.month for t in targets)

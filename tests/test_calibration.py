@@ -1,0 +1,122 @@
+"""Calibration: targets files are checked; ABC-SMC recovers known parameters of a small synthetic case."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import calibration as cal
+from sim import scenario as sc
+from sim import targets as tg
+from sim.errors import ScenarioError
+from sim.executors import InProcess
+from sim.runner import run_replication
+
+from .conftest import DRAMMEN
+
+TRUE = {"programme.screening_rate_per_year": 0.6, "programme.buy_own_share": 0.7}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A small municipality (400 dwellings) over four years, with two free parameters."""
+    folder = tmp_path_factory.mktemp("cal")
+    scen = folder / "small.toml"
+    scen.write_text(f'''extends = "{DRAMMEN.as_posix()}"
+name = "small"
+[period]
+end = "2013-12"
+programme_start = "2010-03"
+[stock]
+initial_units = 400
+[households]
+arrivals_per_year = 70
+initial_waiting_list = 10
+[other_borrowers]
+applicants_per_year = 10
+[programme]
+screening_rate_per_year = 0.3
+buy_own_share = 0.4
+advice_months_mean = 4.0
+[calibration]
+parameters = {{ "programme.screening_rate_per_year" = [0.05, 1.5], "programme.buy_own_share" = [0.0, 1.0] }}
+''')
+    truth = sc.with_overrides(sc.load(scen).scenario, TRUE)
+    rows = []
+    quantities = ("cumulative_owners_bought_municipal", "cumulative_owners_bought_private")
+    months = ("2011-12", "2012-12", "2013-12")
+    probe = [tg.Target(0, f"{m}-28", m, q, 0.0, None, None, "", "") for m in months for q in quantities]
+    sims = np.array([tg.simulate_all(run_replication(truth, 1000, r).monthly, truth, probe) for r in range(8)])
+    for t, v in zip(probe, sims.mean(axis=0)):
+        rows.append({"date": t.date, "quantity": t.quantity, "value": round(v, 1), "lower": "", "upper": "",
+                     "scope": "synthetic", "source": "simulated at known parameters"})
+    targets = folder / "targets.csv"
+    pd.DataFrame(rows).to_csv(targets, index=False)
+    return scen, targets, folder
+
+
+def test_recovers_known_parameters(small):
+    scen, targets, folder = small
+    res = cal.calibrate(str(scen), str(targets), str(folder / "fit.toml"), seed=3, particles=40, generations=4,
+                        replications=2, draws=10, executor=InProcess())
+    for key, true in TRUE.items():
+        e = res["estimates"][key]
+        assert e["p5"] <= true <= e["p95"], (key, e)
+    # the data narrow the priors: strongly for the share buying their own dwelling (the split by route),
+    # less for the screening rate (advice and ability to pay also limit how many buy)
+    for key, most in (("programme.buy_own_share", 0.5), ("programme.screening_rate_per_year", 0.8)):
+        e = res["estimates"][key]
+        assert e["p95"] - e["p5"] < most * (e["prior"][1] - e["prior"][0]), (key, e)
+    fit = sc.read_fit(folder / "fit.toml")
+    assert set(fit["estimate"]) == set(TRUE) and len(fit["posterior"]["weights"]) == 40
+    for name in ("fit.report.md", "fit.targets.csv", "fit.owners.png"):
+        assert (folder / name).exists()
+
+
+def test_same_command_same_fit_and_resume(small, tmp_path):
+    scen, targets, _ = small
+    kw = dict(seed=5, particles=20, generations=2, replications=1, draws=4, executor=InProcess())
+    cal.calibrate(str(scen), str(targets), str(tmp_path / "a.toml"), **kw)
+    cal.calibrate(str(scen), str(targets), str(tmp_path / "b" / "b.toml"), **kw)
+    assert (tmp_path / "a.toml").read_text() == (tmp_path / "b" / "b.toml").read_text()
+    # resume: a third generation continues from the two saved ones
+    res = cal.calibrate(str(scen), str(targets), str(tmp_path / "a.toml"), **{**kw, "generations": 3})
+    assert res["resumed_generations"] == 2
+
+
+def test_fit_is_applied_and_posterior_drawn(small, tmp_path):
+    scen, targets, folder = small
+    fit = tmp_path / "f.toml"
+    fit.write_text('[estimate]\n"programme.buy_own_share" = 0.25\n[posterior]\nweights = [0.5, 0.5]\n'
+                   '"programme.buy_own_share" = [0.2, 0.3]\n')
+    variant = tmp_path / "v.toml"
+    variant.write_text(f'extends = "{scen.as_posix()}"\n[calibration]\nfitted = "f.toml"\n')
+    loaded = sc.load(variant)
+    assert loaded.scenario.programme.buy_own_share == 0.25
+    draws = loaded.posterior_draws(50, seed=1)
+    assert {d["programme.buy_own_share"] for d in draws} == {0.2, 0.3}
+    assert draws == loaded.posterior_draws(50, seed=1)
+
+
+@pytest.mark.parametrize("row, rule", [
+    ("2013-01-01,cumulative_ownerz,5,,,x,y", "did you mean 'cumulative_owners'"),
+    ("2040-01-01,cumulative_owners,5,,,x,y", "outside the simulated period"),
+    ("2013-01-01,cumulative_owners,many,,,x,y", "not a number"),
+    ("2013-01-01,cumulative_owners,,,,x,y", "needs a value"),
+    ("13/01/2013,cumulative_owners,5,,,x,y", "not an ISO date"),
+])
+def test_targets_errors(tmp_path, drammen, row, rule):
+    f = tmp_path / "t.csv"
+    f.write_text("date,quantity,value,lower,upper,scope,source\n" + row + "\n")
+    with pytest.raises(ScenarioError) as info:
+        tg.load_targets(f, drammen)
+    assert str(f) in str(info.value) and "row 2" in str(info.value) and rule in str(info.value)
+
+
+def test_calibration_parameters_must_be_behavioural(tmp_path):
+    f = tmp_path / "x.toml"
+    f.write_text(f'extends = "{DRAMMEN.as_posix()}"\n[calibration]\nparameters = {{ "frame.yearly_nok" = [1, 2] }}\n')
+    with pytest.raises(ScenarioError, match="behavioural"):
+        sc.load(f)
+    f.write_text(f'extends = "{DRAMMEN.as_posix()}"\n[calibration]\nparameters = {{ "programme.potential_share@2013" = [0.1, 0.2] }}\n')
+    with pytest.raises(ScenarioError, match="no dated entry 2013"):
+        cal.make_problem(sc.load(f).scenario, [tg.Target(0, "2013-01-01", "2013-01", "cumulative_owners", 1.0, None, None, "", "")], 1, str(f))
