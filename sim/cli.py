@@ -61,9 +61,12 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--events", is_flag=True, help="Also write events.csv: every transition of every household.")
 @click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
               help="plain: comma and decimal point; nb: semicolon, decimal comma, UTF-8 with BOM (Excel, Norwegian).")
+@click.option("--parameter-draws", type=click.IntRange(min=0), default=None,
+              help="Parameter sets drawn from the calibration posterior, shared out over the replications; "
+                   "0 uses the point estimate [default: one per replication when the scenario has a posterior].")
 def run(scenario: str, replications: int | None, seed: int | None, out: str | None, overwrite: bool,
-        events: bool, csv_dialect: str) -> None:
-    """Run a scenario and write monthly, yearly and summary tables."""
+        events: bool, csv_dialect: str, parameter_draws: int | None) -> None:
+    """Run a scenario and write monthly, yearly, summary, budget and loans tables."""
     from sim import outputs, runner
     from sim import scenario as sc
     from sim.progress import Progress
@@ -74,13 +77,16 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
     seed = s.seed if seed is None else seed
     folder = Path(out) if out else Path("outputs") / s.name
     started, t0 = _now(), time.monotonic()
+    draws = loaded.posterior_draws(n if parameter_draws is None else parameter_draws, seed)
+    per_replication = runner.posterior_scenarios(s, draws) if draws else None
     with outputs.locked_dir(folder, overwrite=overwrite) as folder:
-        result = runner.run(s, n, seed, record_events=events, progress=Progress(f"run {s.name}"))
+        result = runner.run(s, n, seed, record_events=events, scenarios=per_replication,
+                            progress=Progress(f"run {s.name}"))
         with outputs.AtomicWriter(folder) as w:
             for name, table in outputs.run_tables(result).items():
                 w.table(name, table, csv_dialect)
             w.json("manifest.json", outputs.manifest(result, loaded, sys.argv, started, _now(),
-                                                     {"csv_dialect": csv_dialect}))
+                                                     {"csv_dialect": csv_dialect, "parameter_draws": draws}))
     click.echo(f"{s.name}: {n} replications, seed {seed}, {time.monotonic() - t0:.1f} s; results in {folder}/")
 
 

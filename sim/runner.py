@@ -142,6 +142,21 @@ def run(scenario: Scenario, replications: int, seed: int, record_events: bool = 
     return RunResult(scenario, seed, out)
 
 
+def posterior_scenarios(scenario: Scenario, draws: list[dict]) -> Callable[[int], Scenario]:
+    """Replication r runs with parameter draw r mod len(draws) (each validated once)."""
+    from sim.scenario import with_overrides
+
+    cache: dict[int, Scenario] = {}
+
+    def for_replication(r: int) -> Scenario:
+        k = r % len(draws)
+        if k not in cache:
+            cache[k] = with_overrides(scenario, draws[k], "<posterior draw>")
+        return cache[k]
+
+    return for_replication
+
+
 # ---------------------------------------------------------------------------------------------- aggregation
 def yearly(monthly: pd.DataFrame, keys: Iterable[str] = ("replication",)) -> pd.DataFrame:
     """Sum flows and take December levels per key and year; add derived means."""

@@ -120,3 +120,29 @@ def test_calibration_parameters_must_be_behavioural(tmp_path):
     f.write_text(f'extends = "{DRAMMEN.as_posix()}"\n[calibration]\nparameters = {{ "programme.potential_share@2013" = [0.1, 0.2] }}\n')
     with pytest.raises(ScenarioError, match="no dated entry 2013"):
         cal.make_problem(sc.load(f).scenario, [tg.Target(0, "2013-01-01", "2013-01", "cumulative_owners", 1.0, None, None, "", "")], 1, str(f))
+
+
+def test_run_draws_parameters_from_the_posterior(small, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from sim.cli import cli
+
+    scen, _, _ = small
+    fit = tmp_path / "f.toml"
+    fit.write_text('[estimate]\n"programme.buy_own_share" = 0.25\n[posterior]\nweights = [0.5, 0.5]\n'
+                   '"programme.buy_own_share" = [0.0, 1.0]\n')
+    variant = tmp_path / "v.toml"
+    variant.write_text(f'extends = "{scen.as_posix()}"\n[period]\nend = "2011-12"\n[calibration]\nfitted = "f.toml"\n')
+    r = CliRunner().invoke(cli, ["run", str(variant), "-n", "6", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    drawn = json.loads((tmp_path / "a" / "manifest.json").read_text())["parameter_draws"]
+    assert len(drawn) == 6 and {d["programme.buy_own_share"] for d in drawn} == {0.0, 1.0}
+    y = pd.read_csv(tmp_path / "a" / "yearly.csv")
+    by_rep = y.groupby("replication")["new_owners_municipal"].sum()
+    for r_i, d in enumerate(drawn):  # buy_own_share 0 means nobody buys their own dwelling
+        if d["programme.buy_own_share"] == 0.0:
+            assert by_rep[r_i] == 0
+    r = CliRunner().invoke(cli, ["run", str(variant), "-n", "2", "--parameter-draws", "0", "--out", str(tmp_path / "b")])
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["parameter_draws"] == []
