@@ -1,0 +1,171 @@
+"""Benchmarks: SimPy's floor, the model's event rate, one Drammen replication, scale, sweep throughput.
+
+    python benchmarks/run.py                # full run (a few minutes), table on screen and CSV file
+    python benchmarks/run.py --quick        # seconds: smaller sizes and fewer repeats (used by a test)
+
+Writes benchmarks/results/bench.csv (or --csv PATH). Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import simpy  # noqa: E402
+
+from sim import scenario as sc  # noqa: E402
+from sim.model import Model  # noqa: E402
+from sim.runner import run_replication, streams_for  # noqa: E402
+
+DRAMMEN = ROOT / "scenarios" / "drammen.toml"
+
+
+def simpy_floor(processes: int = 2000, steps: int = 100) -> float:
+    """Raw SimPy: processes that only wait on timeouts. Returns events (timeouts) per second."""
+    env = simpy.Environment()
+
+    def proc(env, d):
+        for _ in range(steps):
+            yield env.timeout(d)
+
+    for i in range(processes):
+        env.process(proc(env, 1.0 + (i % 97) / 97.0))
+    t0 = time.perf_counter()
+    env.run()
+    return processes * steps / (time.perf_counter() - t0)
+
+
+def model_rate(scenario) -> tuple[float, int, float]:
+    """(events per second, events, wall seconds) for one replication."""
+    t0 = time.perf_counter()
+    m = Model(scenario, streams_for(1, 0)).run()
+    wall = time.perf_counter() - t0
+    return m.events_handled / wall, m.events_handled, wall
+
+
+def scaled(k: float):
+    """Drammen's structure with everything that scales with the stock multiplied by k, ten years."""
+    base = sc.load(DRAMMEN).scenario
+    d = base.model_dump(mode="json")
+
+    def mul(v):
+        return {key: x * k for key, x in v.items()} if isinstance(v, dict) else v * k
+
+    return sc.with_overrides(base, {
+        "period.start": "2011-01", "period.end": "2020-12", "period.programme_start": "2011-06",
+        "stock.initial_units": int(round(d["stock"]["initial_units"] * k)),
+        "households.arrivals_per_year": mul(d["households"]["arrivals_per_year"]),
+        "households.initial_waiting_list": int(round(d["households"]["initial_waiting_list"] * k)),
+        "other_borrowers.applicants_per_year": mul(d["other_borrowers"]["applicants_per_year"]),
+        "frame.yearly_nok": mul(d["frame"]["yearly_nok"]),
+        "tilskudd.budget_nok_year": mul(d["tilskudd"]["budget_nok_year"]),
+        "programme.advisers": max(1, int(round(d["programme"]["advisers"] * k))),
+    }, "<benchmark>")
+
+
+def one_scale(k: float) -> dict:
+    s = scaled(k)
+    t0 = time.perf_counter()
+    rep = run_replication(s, 1, 0)
+    wall = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"units": s.stock.initial_units, "seconds": wall, "peak_mb": peak_kb / 1024, "events": rep.events_handled}
+
+
+def scale_in_subprocess(k: float) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one-scale", str(k)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def sweep_throughput(points: int, replications: int) -> dict:
+    from sim import sweep as sw
+    from sim.executors import InProcess, ProcessPool
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "bench_sweep.toml"
+        values = ", ".join(str(50_000_000 + 25_000_000 * i) for i in range(points))
+        f.write_text(f'base = "{DRAMMEN.as_posix()}"\nreplications = {replications}\n'
+                     f'[overrides]\n"period.end" = "2020-12"\n[levers]\n"frame.yearly_nok" = [{values}]\n')
+        spec = sw.load(f)
+        out = {}
+        for workers, ex in ((1, InProcess()), (2, ProcessPool(2))):
+            t0 = time.perf_counter()
+            sw.run_sweep(spec, Path(tmp) / f"w{workers}", ex)
+            ex.close()
+            out[workers] = points * replications / (time.perf_counter() - t0)
+    return out
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, simpy {simpy.__version__}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds)")
+    ap.add_argument("--csv", default=str(ROOT / "benchmarks" / "results" / "bench.csv"))
+    ap.add_argument("--one-scale", type=float, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one_scale is not None:
+        print(json.dumps(one_scale(args.one_scale)))
+        return
+    rows = []
+
+    def add(measure, value, unit, target=""):
+        rows.append((measure, value, unit, target))
+        print(f"{measure:58s} {value:>14.4g} {unit:14s} {target}", flush=True)
+
+    print(machine())
+    floor = simpy_floor(processes=500 if args.quick else 2000)
+    add("simpy raw timeout rate", floor, "events/s")
+    drammen = sc.load(DRAMMEN).scenario
+    if args.quick:
+        drammen = sc.with_overrides(drammen, {"period.end": "2013-12"})
+    rate, events, _ = model_rate(drammen)
+    add("model event rate, Drammen replication", rate, "events/s")
+    add("model rate / simpy rate", rate / floor, "ratio", ">= 0.35")
+    walls = [model_rate(drammen)[2] for _ in range(3 if args.quick else 7)]
+    add("one Drammen replication 2010-01..2030-12, median" if not args.quick else "one short replication, median",
+        statistics.median(walls), "s", "<= 0.2")
+    sizes = (0.1,) if args.quick else (1.0, 10.0, 100.0)
+    results = [scale_in_subprocess(k) for k in sizes]
+    for k, r in zip(sizes, results):
+        add(f"scale: {r['units']} dwellings, ten years, wall", r["seconds"], "s", "<= 60 at 150k" if k == 100 else "")
+        add(f"scale: {r['units']} dwellings, ten years, peak memory", r["peak_mb"], "MB", "<= 2048 at 150k" if k == 100 else "")
+    for a, b in zip(results, results[1:]):
+        add(f"growth {a['units']} -> {b['units']} dwellings (time ratio)", b["seconds"] / a["seconds"], "x", "<= 11")
+    tp = sweep_throughput(points=2 if args.quick else 8, replications=2 if args.quick else 4)
+    add("sweep throughput, 1 worker", tp[1], "runs/s")
+    add("sweep throughput, 2 workers", tp[2], "runs/s")
+    add("sweep speed-up, 2 workers / 1", tp[2] / tp[1], "x", ">= 1.7")
+    path = Path(args.csv)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(f"# {machine()}\nmeasure,value,unit,target\n")
+        for m, v, u, t in rows:
+            fh.write(f'"{m}",{v:.6g},{u},"{t}"\n')
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

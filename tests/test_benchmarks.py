@@ -1,0 +1,20 @@
+"""The benchmark entry point keeps working (its figures are read by people, not asserted here)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_writes_its_table(tmp_path):
+    out = tmp_path / "bench.csv"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--csv", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = out.read_text().splitlines()
+    assert lines[1] == "measure,value,unit,target"
+    measures = {line.split(",")[0].strip('"') for line in lines[2:]}
+    assert {"simpy raw timeout rate", "model rate / simpy rate", "sweep speed-up, 2 workers / 1"} <= measures
+    for line in lines[2:]:
+        assert float(line.split(",")[1]) > 0
