@@ -130,11 +130,9 @@ def run_charts(yearly: pd.DataFrame, budget: pd.DataFrame) -> dict[str, tuple[by
     return charts
 
 
-def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
+def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame, levers: list[str]) -> dict[str, tuple[bytes, str]]:
     """Each main outcome over the whole period against the first lever, one line per other lever combination."""
-    meta = {"point", "sample", "baseline"}
-    levers = [c for c in points.columns if c not in meta and points[c].dtype == object or
-              (c not in meta and c in points.columns and points[c].nunique() > 1)]
+    levers = [c for c in levers if c in points.columns and points[c].nunique() > 1]
     totals = []
     for p, g in yearly.groupby("point"):
         t = period_totals(g)
@@ -209,7 +207,7 @@ def render(folder: str | Path) -> Path:
                      f"replications (seed {manifest['seed']}), so differences between points are paired. "
                      f"Base scenario: <code>{html.escape(manifest['base_file'])}</code>.</p>")
         parts.append("<h2>The points</h2>" + _table(points))
-        charts = sweep_charts(yearly, points)
+        charts = sweep_charts(yearly, points, manifest.get("levers", []))
         totals = _sweep_differences(yearly, points)
         parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
                      "paired difference from the baseline point with a 90 % interval: if the interval does not "
