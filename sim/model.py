@@ -161,7 +161,8 @@ class Model:
         self.rng = streams
         self.env = simpy.Environment()
         n = self.p.n
-        self.flow = {name: np.zeros(n) for name in FLOWS}
+        # flows are plain lists while running (cheaper to update one element than a numpy array), arrays after
+        self.flow = {name: [0.0] * n for name in FLOWS}
         self.level = {name: np.zeros(n) for name in LEVELS}
         self._loans_diff = np.zeros(n + 1)  # +1 when a loan starts, -1 when it ends
         self._default_diff = np.zeros(n + 1)
@@ -191,7 +192,8 @@ class Model:
 
     # ------------------------------------------------------------------ bookkeeping
     def count(self, name: str, t: float, amount: float = 1.0) -> None:
-        self.flow[name][self.p.month(t)] += amount
+        m = int(t)
+        self.flow[name][m if m < self.p.n else self.p.n - 1] += amount
 
     def log(self, hh: Household | None, event: str, dwelling: Dwelling | None = None,
             startlan: float = 0.0, grant: float = 0.0, price: float = 0.0) -> None:
@@ -684,6 +686,7 @@ class Model:
     def _finish(self) -> None:
         n = self.p.n
         self._record_levels(n - 1)
+        self.flow = {name: np.array(values) for name, values in self.flow.items()}
         self.level["active_loans"][:] = np.cumsum(self._loans_diff)[:n]
         self.level["loans_in_default"][:] = np.cumsum(self._default_diff)[:n]
         # the waiting list is reconstructed from each household's time on it, so late give-ups count in their month
