@@ -319,7 +319,11 @@ def calibrate(scenario_path: str, targets_path: str, out_path: str, *, until: st
                           progress_factory("calibrate") if progress_factory else None)
         pop = history[-1]
         fit_seconds = elapsed(t0)
-        meta = {"scenario": str(scenario_path), "targets": str(targets_path), "until": until or "",
+        import os
+
+        here = out.parent.resolve()  # paths relative to the fit file, so they read the same from any folder
+        meta = {"scenario": os.path.relpath(Path(scenario_path).resolve(), here),
+                "targets": os.path.relpath(Path(targets_path).resolve(), here), "until": until or "",
                 "seed": seed, "particles": particles, "generations": generations, "replications": replications,
                 "evaluations": int(sum(p.evaluations for p in history)),
                 "tolerance": [round(p.epsilon, 4) if np.isfinite(p.epsilon) else None for p in history],
