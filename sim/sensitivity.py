@@ -9,6 +9,8 @@ Every evaluation is the mean over the sweep's replications, with the same seeds 
 
 from __future__ import annotations
 
+import io
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -71,17 +73,16 @@ def run_sensitivity(sweep: Sweep, samples: int, executor, progress: Callable[[in
                 overrides[u.key] = u.apply(node, float(x))
             scenarios.append(sc.with_overrides(base, overrides, str(sweep.file)))
     tasks = [((j, r), s, sweep.seed, r) for j, s in enumerate(scenarios) for r in range(sweep.replications)]
-    values = {o: np.zeros(len(scenarios)) for o in outcomes}
+    per_run = np.zeros((len(outcomes), len(scenarios), sweep.replications))
     done = 0
-    for (j, _r), yearly_csv, _ in executor.map_unordered(run_task, tasks):
-        import io
-
+    for (j, r), yearly_csv, _ in executor.map_unordered(run_task, tasks):
         totals = period_totals(pd.read_csv(io.StringIO(yearly_csv)), outcomes)
-        for o in outcomes:
-            values[o][j] += float(totals[o].iloc[0]) / sweep.replications
+        per_run[:, j, r] = [float(totals[o].iloc[0]) for o in outcomes]
         done += 1
         if progress:
             progress(done, len(tasks))
+    # averaged after all runs are in, in replication order: the same numbers whatever order runs finish in
+    values = {o: per_run[k].mean(axis=1) for k, o in enumerate(outcomes)}
     n = samples
     rng = np.random.default_rng(sweep.design_seed)
     boot = rng.integers(0, n, size=(bootstrap, n))
@@ -93,8 +94,10 @@ def run_sensitivity(sweep: Sweep, samples: int, executor, progress: Callable[[in
         reps = np.array([indices(fa[k], fb[k], [f[k] for f in fab]) for k in boot])  # (boot, d, 2)
         for i, u in enumerate(sweep.uncertainties):
             s1, st = point[i]
-            lo = np.nanpercentile(reps[:, i, :], 5, axis=0)
-            hi = np.nanpercentile(reps[:, i, :], 95, axis=0)
+            with warnings.catch_warnings():  # an outcome that never varies has no indices (NaN)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lo = np.nanpercentile(reps[:, i, :], 5, axis=0)
+                hi = np.nanpercentile(reps[:, i, :], 95, axis=0)
             rows.append((o, u.key, s1, lo[0], hi[0], st, lo[1], hi[1]))
     return pd.DataFrame(rows, columns=["outcome", "uncertainty", "S1", "S1_low90", "S1_high90", "ST", "ST_low90",
                                        "ST_high90"])

@@ -27,7 +27,7 @@ from scipy.stats import qmc
 
 from sim import __version__, outputs
 from sim import scenario as sc
-from sim.compare import OUTCOMES, paired_difference
+from sim.compare import OUTCOMES, paired_difference, period_totals
 from sim.errors import OutputError, ScenarioError
 from sim.runner import run_replication, yearly
 from sim.timeline import parse_dated
@@ -36,6 +36,7 @@ TOP_KEYS = ("name", "description", "base", "replications", "seed", "overrides", 
 DESIGN_KEYS = ("kind", "samples", "seed", "baseline")
 DESIGNS = ("grid", "lhs", "sobol")
 TRANSFORMS = ("range", "scale", "shift")
+RANGE_KEYS = {"min", "max", "steps"}
 
 
 @dataclass
@@ -140,10 +141,16 @@ def load(path: str | Path) -> Sweep:
             problems.append((f"design.{key}", f"unknown key{sc._suggest(key, DESIGN_KEYS)}"))
     kind = design.get("kind", "grid")
     if kind not in DESIGNS:
-        problems.append(("design.kind", f"must be one of {', '.join(DESIGNS)} (got {kind!r})"))
+        problems.append(("design.kind", f"must be one of {', '.join(DESIGNS)} (got {kind!r}){sc._suggest(str(kind), DESIGNS)}"))
     samples = design.get("samples", 8)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         problems.append(("design.samples", f"must be a whole number of at least 1 (got {samples!r})"))
+    elif kind == "sobol" and samples & (samples - 1):
+        lower = 1 << (samples.bit_length() - 1)
+        problems.append(("design.samples", f"a Sobol design needs a power of 2 (got {samples}; use {lower} or {2 * lower})"))
+    dseed = design.get("seed", seed)
+    if isinstance(dseed, bool) or not isinstance(dseed, int) or dseed < 0:
+        problems.append(("design.seed", f"must be a whole number of at least 0 (got {dseed!r})"))
     baseline = design.get("baseline", {})
     lever_keys = {lv.key: lv for lv in levers if lv is not None}
     if not isinstance(baseline, dict):
@@ -158,6 +165,8 @@ def load(path: str | Path) -> Sweep:
         if label not in lever_keys[key].labels:
             problems.append((f"design.baseline.{key}", f"{value!r} is not one of the lever's values {lever_keys[key].labels}"))
         chosen[key] = label
+    if not problems:
+        _check_values(f, base, levers, uncertainties, problems)
     if problems:
         raise ScenarioError(f, problems)
     for lv in levers:
@@ -195,19 +204,55 @@ def _lever(f: str, key: str, spec: Any, problems: list) -> Lever | None:
     if kind != "policy":
         problems.append((f"levers.{key}", f"is a {kind} key; levers must be policy keys (uncertainties take exogenous keys)"))
         return None
-    if isinstance(spec, dict) and set(spec) <= {"min", "max", "steps"} and {"min", "max"} <= set(spec):
-        steps = spec.get("steps", 5)
-        if not isinstance(steps, int) or steps < 2 or not spec["min"] < spec["max"]:
-            problems.append((f"levers.{key}", "a range needs min < max and steps >= 2"))
+    if isinstance(spec, dict) and ({"min", "max"} & set(spec)):  # a range {min, max, steps}
+        for extra in set(spec) - RANGE_KEYS:
+            problems.append((f"levers.{key}.{extra}", f"unknown key in a range{sc._suggest(extra, RANGE_KEYS)}"))
+        lo, hi, steps = spec.get("min"), spec.get("max"), spec.get("steps", 5)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or not lo < hi:
+            problems.append((f"levers.{key}", f"a range needs numbers min < max (got min = {lo!r}, max = {hi!r})"))
             return None
-        values = np.linspace(spec["min"], spec["max"], steps).tolist()
-        return Lever(key, [_label(v) for v in values], values)
-    if isinstance(spec, dict) and spec:  # named alternatives: label = value
-        return Lever(key, list(spec), list(spec.values()))
-    if isinstance(spec, list) and spec:
-        return Lever(key, [_label(v) for v in spec], list(spec))
-    problems.append((f"levers.{key}", "give a list of values, a range {min, max, steps} or a table of named values"))
-    return None
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+            problems.append((f"levers.{key}.steps", f"must be a whole number of at least 2 (got {steps!r})"))
+            return None
+        values = np.linspace(lo, hi, steps).tolist()
+        values = [int(v) if isinstance(lo, int) and isinstance(hi, int) and float(v).is_integer() else v for v in values]
+        lever = Lever(key, [_label(v) for v in values], values)
+    elif isinstance(spec, dict) and spec:  # named alternatives: label = value
+        lever = Lever(key, list(spec), list(spec.values()))
+    elif isinstance(spec, list) and spec:
+        lever = Lever(key, [_label(v) for v in spec], list(spec))
+    else:
+        problems.append((f"levers.{key}", "give a list of values, a range {min, max, steps} or a table of named values"))
+        return None
+    dupes = sorted({lab for lab in lever.labels if lever.labels.count(lab) > 1})
+    if dupes:
+        problems.append((f"levers.{key}", f"the same value is listed twice: {', '.join(dupes)}"))
+        return None
+    return lever
+
+
+def _check_values(f: str, base: sc.Scenario, levers: list[Lever], uncertainties: list["Uncertainty"],
+                  problems: list) -> None:
+    """Each lever value and each uncertainty bound, alone on the base scenario, must give a valid scenario;
+    a bad one is reported under its own sweep-file key (``levers.KEY`` or ``uncertainties.KEY``)."""
+    dump = base.model_dump(mode="json")
+    trials = [(f"levers.{lv.key}", f"value {label!r}", {lv.key: value})
+              for lv in levers for label, value in zip(lv.labels, lv.values)]
+    trials += [(f"uncertainties.{u.key}", f"{u.how} {x:g}", {u.key: u.apply(_get(dump, u.key), x)})
+               for u in uncertainties for x in (u.low, u.high)]
+    for where, what, overrides in trials:
+        try:
+            sc.with_overrides(base, overrides, f)
+        except ScenarioError as exc:
+            problems.extend((where, f"{what}: {k}: {rule}" if k and k != where.split(".", 1)[1] else f"{what}: {rule}")
+                            for k, rule in exc.problems)
+
+
+def _get(dump: dict, key: str) -> Any:
+    node = dump
+    for part in key.split("."):
+        node = node[part]
+    return node
 
 
 def _uncertainty(f: str, key: str, spec: Any, base: sc.Scenario, problems: list) -> Uncertainty | None:
@@ -229,7 +274,11 @@ def _uncertainty(f: str, key: str, spec: Any, base: sc.Scenario, problems: list)
             and bounds[0] < bounds[1]):
         problems.append((f"uncertainties.{key}.{how}", "must be [low, high] with low < high"))
         return None
-    return Uncertainty(key, how, float(bounds[0]), float(bounds[1]), int(spec.get("steps", 3)))
+    steps = spec.get("steps", 3)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        problems.append((f"uncertainties.{key}.steps", f"must be a whole number of at least 2 (got {steps!r})"))
+        return None
+    return Uncertainty(key, how, float(bounds[0]), float(bounds[1]), steps)
 
 
 def _design(sweep: Sweep) -> np.ndarray:
@@ -261,8 +310,14 @@ def _points(sweep: Sweep) -> list[Point]:
                 for part in u.key.split("."):
                     node = node[part]
                 overrides[u.key] = u.apply(node, float(x))
-            scenario = sc.with_overrides(sweep.base, overrides, str(sweep.file))
             labels = {lv.key: label for lv, (label, _) in zip(sweep.levers, combo)}
+            try:
+                scenario = sc.with_overrides(sweep.base, overrides, str(sweep.file))
+            except ScenarioError as exc:  # each value was valid alone: this combination is not
+                where = ", ".join([f"{k} = {v}" for k, v in labels.items()] +
+                                  [f"{u.key} {u.how} {x:g}" for u, x in zip(sweep.uncertainties, row)])
+                raise ScenarioError(str(sweep.file), [(k, f"{rule} (at the point {where})")
+                                                      for k, rule in exc.problems]) from None
             points.append(Point(len(points), labels, {u.key: float(x) for u, x in zip(sweep.uncertainties, row)},
                                 s_i, scenario, baseline=labels == sweep.baseline))
     return points
@@ -349,6 +404,7 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
         result = _assemble(sweep, folder, order)
         with outputs.AtomicWriter(folder) as w:
             w.table("points.csv", result.points, dialect)
+            w.table("runs.csv", pd.DataFrame(order, columns=["point", "replication", "run_id"]), dialect)
             w.table("yearly.csv", result.yearly, dialect)
             w.table("comparison.csv", result.comparison, dialect)
             w.table("budget.csv", budget_table(sweep, folder, order, result.yearly), dialect)
@@ -397,32 +453,46 @@ def _assemble(sweep: Sweep, folder: Path, order: list[tuple[int, int, str]]) -> 
 
 def comparison(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
     """Per point and year: each outcome's mean and its paired difference from the baseline point of the same
-    uncertainty sample, with a 90 % interval."""
+    uncertainty sample, with a 90 % interval. Year 0 is the whole period (flows summed, waits averaged), as in
+    ``lte compare``."""
     base_of = {p.sample: p.id for p in sweep.points if p.baseline}
     parts = []
     for p in sweep.points:
         mine = table[table["point"] == p.id]
         ref = table[table["point"] == base_of[p.sample]]
-        d = paired_difference(mine, ref, OUTCOMES)
+        d = pd.concat([paired_difference(period_totals(mine), period_totals(ref), OUTCOMES),  # year 0: whole period
+                       paired_difference(mine, ref, OUTCOMES)], ignore_index=True)
         d.insert(0, "baseline_point", base_of[p.sample])
         d.insert(0, "point", p.id)
         parts.append(d)
     return pd.concat(parts, ignore_index=True)
 
 
-def load_runs(folder: str | Path, what: str = "loans") -> pd.DataFrame:
-    """A finished sweep folder's per-run ``loans`` (or ``yearly``) tables, with point and replication."""
+def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """A finished sweep folder's tables by name (``points``, ``runs``, ``yearly``, ``comparison``, ...), read in
+    either CSV dialect. The sweep file is not needed: ``runs.csv`` maps (point, replication) to the run files."""
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    sweep = load(manifest["sweep_file"])
+    if not (folder / "manifest.json").is_file() or not (folder / "runs.csv").is_file():
+        raise OutputError(f"{folder}: not a finished sweep folder (manifest.json and runs.csv are missing)")
+    tables = {p.stem: outputs.read_csv(p) for p in sorted(folder.glob("*.csv")) if p.name != "runs.csv"}
+    nb = (folder / "runs.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    tables["runs"] = pd.read_csv(folder / "runs.csv", dtype={"run_id": str}, sep=";" if nb else ",",
+                                 encoding="utf-8-sig")  # a run id of only digits stays text
+    return tables
+
+
+def load_runs(folder: str | Path, what: str = "loans") -> pd.DataFrame:
+    """A finished sweep folder's per-run ``loans`` (or ``yearly``) tables, with point and replication, in the
+    order of ``runs.csv`` (point, then replication)."""
+    folder = Path(folder)
+    index = load_tables(folder)["runs"]
     parts = []
-    for p in sweep.points:
-        for r in range(sweep.replications):
-            df = pd.read_csv(folder / "runs" / f"{run_id(p.scenario, sweep.seed, r)}.{what}.csv")
-            if "replication" not in df.columns:
-                df.insert(0, "replication", r)
-            df.insert(0, "point", p.id)
-            parts.append(df)
+    for point, replication, key in index[["point", "replication", "run_id"]].itertuples(index=False):
+        df = pd.read_csv(folder / "runs" / f"{key}.{what}.csv")
+        if "replication" not in df.columns:
+            df.insert(0, "replication", replication)
+        df.insert(0, "point", point)
+        parts.append(df)
     return pd.concat(parts, ignore_index=True)
 
 
