@@ -55,7 +55,8 @@ class Dask:
 
     name = "dask"
 
-    def __init__(self, address: str | None = None, local_workers: int = 2, processes: bool = True):
+    def __init__(self, address: str | None = None, local_workers: int = 2, processes: bool = True,
+                 timeout: str = "10s"):
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - dask is a declared dependency
@@ -63,7 +64,7 @@ class Dask:
         self._cluster = None
         try:
             if address:
-                self._client = Client(address, timeout="10s")
+                self._client = Client(address, timeout=timeout)
             else:
                 self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=processes,
                                              dashboard_address=None)

@@ -1,0 +1,83 @@
+"""Paired comparison: hand-worked t-intervals, pairing by replication, whole-period totals, lte compare on runs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import cli
+from sim.compare import paired_difference, period_totals
+
+from .conftest import write_variant
+
+
+def _table(values, year=2011, outcome="new_owners"):
+    return pd.DataFrame({"replication": range(len(values)), "year": year, outcome: values})
+
+
+def test_paired_interval_by_hand():
+    # differences 2, 3, 2: mean 7/3, sd sqrt(1/3), se 1/3, t(0.95, 2 df) = 2.919986
+    d = paired_difference(_table([3, 5, 4]), _table([1, 2, 2]), ["new_owners"])
+    row = d.iloc[0]
+    assert (row["mean"], row["baseline_mean"], row["replications"]) == (4, pytest.approx(5 / 3), 3)
+    assert row["difference"] == pytest.approx(7 / 3)
+    assert row["difference_low90"] == pytest.approx(7 / 3 - 2.919986 / 3, abs=1e-5)
+    assert row["difference_high90"] == pytest.approx(7 / 3 + 2.919986 / 3, abs=1e-5)
+
+
+def test_rows_are_paired_by_replication_not_by_order():
+    a = _table([10.0, 20.0, 30.0, 40.0])
+    b = _table([9.0, 19.0, 29.0, 39.0])  # every replication exactly 1 lower: the paired interval has width 0
+    d = paired_difference(a, b.iloc[::-1], ["new_owners"]).iloc[0]
+    assert d["difference"] == 1 and d["difference_low90"] == 1 and d["difference_high90"] == 1
+    # an unpaired comparison of the same numbers would be wide; pairing on the wrong rows is visibly wrong
+    shuffled = b.assign(replication=[1, 0, 3, 2])
+    assert paired_difference(a, shuffled, ["new_owners"]).iloc[0]["difference_high90"] > 5
+
+
+def test_period_totals_sum_flows_and_average_waits():
+    y = pd.DataFrame({"replication": [0, 0, 1, 1], "year": [2011, 2012, 2011, 2012],
+                      "new_owners": [2, 3, 4, 5], "frame_wait_months_mean": [1.0, 3.0, 2.0, 2.0]})
+    t = period_totals(y).set_index("replication")
+    assert list(t["new_owners"]) == [5, 9] and list(t["frame_wait_months_mean"]) == [2.0, 2.0]
+    assert set(t["year"]) == {0}
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("runs")
+    small = write_variant(tmp, '[period]\nend = "2012-12"\n[frame]\nyearly_nok = 20_000_000\n', "small.toml")
+    big = write_variant(tmp, '[period]\nend = "2012-12"\n[frame]\nyearly_nok = 150_000_000\n', "big.toml")
+    for f, name, extra in ((small, "small", []), (big, "big", []), (big, "big_seed9", ["--seed", "9"]),
+                           (big, "big_nb", ["--csv-dialect", "nb"])):
+        r = CliRunner().invoke(cli, ["run", str(f), "-n", "3", "--seed", "5", "--out", str(tmp / name), *extra])
+        assert r.exit_code == 0, r.output
+    return tmp
+
+
+def test_compare_two_runs(two_runs, tmp_path):
+    out = tmp_path / "c.csv"
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "big_nb"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "startlan_nok" in r.output
+    c = pd.read_csv(out)
+    ya, yb = pd.read_csv(two_runs / "small" / "yearly.csv"), pd.read_csv(two_runs / "big" / "yearly.csv")
+    diff = ya.groupby("replication")["startlan_nok"].sum() - yb.groupby("replication")["startlan_nok"].sum()
+    row = c[(c["year"] == 0) & (c["outcome"] == "startlan_nok")].iloc[0]
+    assert row["difference"] == pytest.approx(diff.mean(), abs=1)
+    assert row["difference"] < 0  # a smaller frame pays out less
+    per_year = c[(c["year"] == 2012) & (c["outcome"] == "new_owners")].iloc[0]
+    d12 = (ya[ya["year"] == 2012].set_index("replication")["new_owners"]
+           - yb[yb["year"] == 2012].set_index("replication")["new_owners"])
+    assert per_year["difference"] == pytest.approx(d12.mean())
+    half = 2.919986 * d12.std(ddof=1) / np.sqrt(3)
+    assert per_year["difference_high90"] == pytest.approx(d12.mean() + half, abs=1e-5)
+
+
+def test_compare_refuses_unpaired_runs(two_runs):
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "big_seed9")])
+    assert r.exit_code == 2 and "different seeds" in r.output
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "missing")])
+    assert r.exit_code == 2 and "not a finished run" in r.output
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), f"{two_runs / 'big'}:1"])
+    assert r.exit_code == 2 and "is a run, not a sweep" in r.output
