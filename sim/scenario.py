@@ -474,11 +474,15 @@ def load(path: str | Path, apply_fit: bool = True) -> "LoadedScenario":
     fit = None
     fitted = (data.get("calibration") or {}).get("fitted") if isinstance(data.get("calibration"), dict) else None
     if fitted and apply_fit:
-        owner = Path(origins.get("calibration.fitted", str(path)))
-        fit_path = owner.parent / fitted
+        owner = origins.get("calibration.fitted", str(path))
+        fit_path = Path(owner).parent / fitted
         fit = read_fit(fit_path)
-        for key, value in fit["estimate"].items():
-            set_value(data, key, value, str(fit_path))
+        # a file that extends the one naming the fit and sets a fitted key itself keeps its own value
+        rank = {str(f): i for i, f in enumerate(files)}
+        fit["applied"] = [k for k in fit["estimate"]
+                          if rank.get(origins.get(k.partition("@")[0], owner), 0) <= rank.get(owner, 0)]
+        for key in fit["applied"]:
+            set_value(data, key, fit["estimate"][key], str(fit_path))
         files = files + [fit_path]
     scenario = validate(data, origins, str(path))
     return LoadedScenario(scenario, [Path(f) for f in files], fit)
@@ -515,7 +519,9 @@ class LoadedScenario:
         if not self.fit or not self.fit.get("posterior"):
             return []
         post = self.fit["posterior"]
-        keys = [k for k in self.fit["estimate"]]
+        keys = self.fit.get("applied", list(self.fit["estimate"]))
+        if not keys:
+            return []
         import numpy as np
 
         w = np.asarray(post["weights"], float)

@@ -40,7 +40,7 @@ advice_months_mean = 4.0
 [calibration]
 parameters = {{ "programme.screening_rate_per_year" = [0.05, 1.5], "programme.buy_own_share" = [0.0, 1.0] }}
 ''')
-    truth = sc.with_overrides(sc.load(scen).scenario, TRUE)
+    truth = sc.with_overrides(sc.load(scen, apply_fit=False).scenario, TRUE)  # calibration starts without a fit
     rows = []
     quantities = ("cumulative_owners_bought_municipal", "cumulative_owners_bought_private")
     months = ("2011-12", "2012-12", "2013-12")
@@ -75,11 +75,11 @@ def test_recovers_known_parameters(small):
 def test_same_command_same_fit_and_resume(small, tmp_path):
     scen, targets, _ = small
     kw = dict(seed=5, particles=20, generations=2, replications=1, draws=4, executor=InProcess())
-    cal.calibrate(str(scen), str(targets), str(tmp_path / "a.toml"), **kw)
-    cal.calibrate(str(scen), str(targets), str(tmp_path / "b" / "b.toml"), **kw)
-    assert (tmp_path / "a.toml").read_text() == (tmp_path / "b" / "b.toml").read_text()
+    cal.calibrate(str(scen), str(targets), str(tmp_path / "a" / "fit.toml"), **kw)
+    cal.calibrate(str(scen), str(targets), str(tmp_path / "b" / "fit.toml"), **kw)
+    assert (tmp_path / "a" / "fit.toml").read_text() == (tmp_path / "b" / "fit.toml").read_text()
     # resume: a third generation continues from the two saved ones
-    res = cal.calibrate(str(scen), str(targets), str(tmp_path / "a.toml"), **{**kw, "generations": 3})
+    res = cal.calibrate(str(scen), str(targets), str(tmp_path / "a" / "fit.toml"), **{**kw, "generations": 3})
     assert res["resumed_generations"] == 2
 
 

@@ -83,7 +83,8 @@ def test_malformed_missing_and_circular(tmp_path):
 
 def test_error_in_base_names_the_base_file(tmp_path):
     base = tmp_path / "base.toml"
-    base.write_text(DRAMMEN.read_text().replace("dropout_probability = 0.", "dropout_probability = 3."))
+    text = DRAMMEN.read_text().replace("dropout_probability = 0.", "dropout_probability = 3.")
+    base.write_text("\n".join(line for line in text.splitlines() if not line.startswith("fitted =")))
     variant = tmp_path / "v.toml"
     variant.write_text('extends = "base.toml"\n[programme]\nadvisers = 3\n')
     with pytest.raises(ScenarioError) as info:
@@ -105,3 +106,12 @@ def test_schema_kinds():
     assert sc.field_kind("market.price_index") == "exogenous"
     assert sc.field_kind("programme.screening_rate_per_year") == "behavioural"
     assert sc.field_kind("nope.nope") is None
+
+
+def test_a_variant_value_wins_over_the_base_fit(tmp_path, drammen):
+    path = write_variant(tmp_path, "[programme]\nbuy_own_share = 0.11\n")
+    loaded = sc.load(path)
+    assert loaded.scenario.programme.buy_own_share == 0.11  # the variant's own value, not the fit's
+    assert "programme.buy_own_share" not in loaded.fit["applied"]
+    assert all("programme.buy_own_share" not in d for d in loaded.posterior_draws(5, 1))
+    assert loaded.scenario.programme.dropout_probability == drammen.programme.dropout_probability  # still fitted
