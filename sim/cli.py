@@ -153,7 +153,7 @@ def compare(run_a: str, run_b: str, out: str | None, csv_dialect: str) -> None:
 @cli.command()
 @click.argument("sweep_file")
 @click.option("--samples", type=click.IntRange(min=4), default=32, show_default=True,
-              help="Base samples N; the sweep's replications are run at N x (uncertainties + 2) points.")
+              help="Base samples N, a power of 2; the sweep's replications are run at N x (uncertainties + 2) points.")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: outputs/<sweep name>-sensitivity].")
 @click.option("--overwrite", is_flag=True, help="Write into a folder that already has files.")
 @_executor_options

@@ -19,7 +19,7 @@ from scipy.stats import qmc
 
 from sim import scenario as sc
 from sim.compare import period_totals
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, UserError
 from sim.sweep import Sweep, run_task
 
 OUTCOMES = ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "tilskudd_nok", "loss_nok")
@@ -58,6 +58,10 @@ def run_sensitivity(sweep: Sweep, samples: int, executor, progress: Callable[[in
                     outcomes=OUTCOMES, bootstrap: int = 200) -> pd.DataFrame:
     if not sweep.uncertainties:
         raise ScenarioError(str(sweep.file), [("uncertainties", "sensitivity needs at least one uncertainty")])
+    if samples < 2 or samples & (samples - 1):
+        lower = 1 << max(samples.bit_length() - 1, 1)
+        raise UserError(f"sensitivity samples must be a power of 2 for Sobol sampling (got {samples}; "
+                        f"use {lower} or {2 * lower})")
     a, b, ab = saltelli_rows(sweep, samples)
     matrices = [a, b, *ab]
     base = next(p for p in sweep.points if p.baseline).scenario

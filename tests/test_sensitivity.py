@@ -45,3 +45,11 @@ replications = 1
     t = pd.read_csv(tmp_path / "o" / "sensitivity.csv")
     assert set(t["uncertainty"]) == {"market.price_index", "households.arrivals_per_year"}
     assert {"S1", "ST", "S1_low90", "ST_high90"} <= set(t.columns)
+
+
+def test_samples_must_be_a_power_of_two(tmp_path):
+    sweep = tmp_path / "u.toml"
+    sweep.write_text(f'base = "{DRAMMEN.as_posix()}"\n[uncertainties]\n"market.price_index" = {{ scale = [0.8, 1.2] }}\n')
+    r = CliRunner().invoke(cli, ["sensitivity", str(sweep), "--samples", "6", "--workers", "1", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "power of 2" in r.output and "use 4 or 8" in r.output
+    assert not (tmp_path / "o").exists()

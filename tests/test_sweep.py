@@ -75,6 +75,46 @@ def test_bad_levers(tmp_path, patch, key, rule):
     assert str(path) in str(info.value) and key in str(info.value) and rule in str(info.value)
 
 
+@pytest.mark.parametrize("patch, key, rule", [
+    ('"frame.priority" = ["first_come", "first_come"]', "levers.frame.priority", "listed twice"),
+    ('"frame.earmark_lte_share" = {min = 0.0, max = 0.5, stpes = 3}', "levers.frame.earmark_lte_share.stpes",
+     "did you mean 'steps'"),
+    ('"frame.earmark_lte_share" = {min = 0.5, max = 0.0}', "levers.frame.earmark_lte_share", "min < max"),
+])
+def test_bad_lever_specs(tmp_path, patch, key, rule):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace('"frame.priority" = ["first_come", "lte_first"]', patch))
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    assert f"{path}: {key}: " in str(info.value) and rule in str(info.value)
+
+
+def test_every_bad_value_reported_under_its_own_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace('"frame.priority" = ["first_come", "lte_first"]', '"frame.earmark_lte_share" = [0.5, 1.5]')
+                    .replace("shift = [-0.5, 1.0]", "shift = [-5.0, 1.0]"))
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{path}: levers.frame.earmark_lte_share: value '1.5': ") and "at most 1" in lines[0]
+    assert lines[1].startswith(f"{path}: uncertainties.market.husbanken_rate_pct: shift -5: ") and "at least 0" in lines[1]
+
+
+def test_range_lever_and_sobol_design(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(TINY.replace('"frame.yearly_nok" = [20_000_000, 150_000_000]',
+                                 '"frame.yearly_nok" = {min = 50_000_000, max = 150_000_000, steps = 3}')
+                    .replace('kind = "lhs"', 'kind = "sobol"').replace("samples = 2", "samples = 4"))
+    s = sw.load(path)
+    assert [lv.labels for lv in s.levers][0] == ["50000000", "100000000", "150000000"]
+    assert len(s.points) == 4 * 3 * 2
+    assert sorted({p.scenario.frame.yearly_nok for p in s.points if p.sample == 0}) == [5e7, 1e8, 1.5e8]
+    path.write_text(path.read_text().replace("samples = 4", "samples = 6"))
+    with pytest.raises(ScenarioError, match="design.samples: a Sobol design needs a power of 2 .*use 4 or 8"):
+        sw.load(path)
+
+
 def test_bad_top_level_and_uncertainty(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(TINY.replace("replications = 2", "replicatons = 2").replace("shift = [-0.5, 1.0]", "shift = [1.0, -0.5]"))
@@ -113,6 +153,16 @@ def test_outputs_and_pairing(reference):
     big = y[y["point"] == 2]["startlan_nok"].sum()
     assert small < big
     assert ((comp["difference_low90"] <= comp["difference"] + 1e-9) & (comp["difference"] <= comp["difference_high90"] + 1e-9)).all()
+    # year 0 is the whole period: per replication the sum over the years, then the mean over replications
+    whole = comp[(comp["year"] == 0) & (comp["outcome"] == "new_owners") & (comp["point"] == 3)].iloc[0]
+    assert whole["mean"] == pytest.approx(y[y["point"] == 3].groupby("replication")["new_owners"].sum().mean())
+    # runs.csv maps every (point, replication) to its run files; load_runs gives back yearly.csv's rows
+    index = sw.load_tables(out)["runs"]
+    assert len(index) == res.runs_total and index["run_id"].is_unique
+    again = sw.load_runs(out, "yearly")
+    pd.testing.assert_frame_equal(again[y.columns.tolist()], y, check_dtype=False)
+    loans = sw.load_runs(out, "loans")
+    assert set(loans["point"]) <= set(range(8)) and {"point", "replication"} <= set(loans.columns)
 
 
 def test_same_results_on_every_executor(tmp_path, reference, tiny):
