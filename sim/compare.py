@@ -27,15 +27,23 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
     outcomes = [o for o in outcomes if o in a.columns and o in b.columns]
     merged = a[["replication", "year", *outcomes]].merge(b[["replication", "year", *outcomes]],
                                                          on=["replication", "year"], suffixes=("_a", "_b"))
+    va = merged[[f"{o}_a" for o in outcomes]].to_numpy(float)
+    vb = merged[[f"{o}_b" for o in outcomes]].to_numpy(float)
+    years = merged["year"].to_numpy()
     rows = []
-    for year, g in merged.groupby("year", sort=True):
-        n = len(g)
-        tq = stats.t.ppf(0.5 + level / 2, n - 1) if n > 1 else np.nan
-        for o in outcomes:
-            d = g[f"{o}_a"].to_numpy(float) - g[f"{o}_b"].to_numpy(float)
-            mean = d.mean()
-            half = tq * d.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
-            rows.append((year, o, g[f"{o}_a"].mean(), g[f"{o}_b"].mean(), mean, mean - half, mean + half, n))
+    for year in np.unique(years):  # sorted
+        sel = years == year
+        ga, gb = va[sel], vb[sel]
+        d = ga - gb
+        n = len(d)
+        mean = d.mean(axis=0)
+        if n > 1:
+            half = stats.t.ppf(0.5 + level / 2, n - 1) * d.std(axis=0, ddof=1) / np.sqrt(n)
+        else:
+            half = np.full(len(outcomes), np.nan)
+        ma, mb = ga.mean(axis=0), gb.mean(axis=0)
+        rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], n)
+                    for i, o in enumerate(outcomes))
     return pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
                                        "difference_low90", "difference_high90", "replications"])
 
