@@ -67,7 +67,7 @@ class Dask:
                 self._client = Client(address, timeout=timeout)
             else:
                 self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=processes,
-                                             dashboard_address=None)
+                                             dashboard_address=":0")  # any free port: never clashes
                 self._client = Client(self._cluster)
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}") from None

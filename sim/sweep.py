@@ -17,6 +17,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -386,17 +387,16 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
             for r in range(sweep.replications):
                 key = run_id(p.scenario, sweep.seed, r)
                 order.append((p.id, r, key))
-                if not (runs / f"{key}.yearly.csv").exists():
+                if not _run_complete(runs, key):
                     tasks.append((key, p.scenario, sweep.seed, r))
         total, done_before = len(order), len(order) - len(tasks)
         if progress:
             progress(done_before, total)
         done = done_before
         for key, yearly_csv, loans_csv in executor.map_unordered(run_task, tasks):
-            with outputs.AtomicWriter(runs) as w:  # loans first: a run counts as done once its yearly file exists
-                w.bytes(f"{key}.loans.csv", loans_csv.encode())
-            with outputs.AtomicWriter(runs) as w:
-                w.bytes(f"{key}.yearly.csv", yearly_csv.encode())
+            # loans first: a run counts as done once its (complete) yearly file exists
+            _write_durably(runs / f"{key}.loans.csv", loans_csv.encode())
+            _write_durably(runs / f"{key}.yearly.csv", yearly_csv.encode())
             done += 1
             if progress:
                 progress(done, total)
@@ -418,6 +418,30 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
             })
         result.runs_done_before = done_before
         return result
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write to a temporary name, flush to disk, rename: after a crash the file is whole or absent."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _run_complete(runs: Path, key: str) -> bool:
+    """Both files of a run are there and end with a full line (a file cut short by a crash does not count)."""
+    for what in ("loans", "yearly"):
+        path = runs / f"{key}.{what}.csv"
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    return False
+        except OSError:  # missing or empty
+            return False
+    return True
 
 
 def _clear(folder: Path) -> None:
