@@ -134,6 +134,15 @@ def load(path: str | Path) -> Sweep:
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
             problems.append((key, f"must be a whole number of at least {lo} (got {value!r})"))
 
+    for key in ("levers", "uncertainties", "design"):
+        if not isinstance(raw.get(key, {}), dict):
+            problems.append((key, f"must be a table ([{key}] with key = value lines)"))
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\:") or name.startswith("."):
+        problems.append(("name", f"must be a short text usable as a folder name, without / \\ : (got {name!r})"))
+    if problems:
+        raise ScenarioError(f, problems)
+
     levers = [_lever(f, k, v, problems) for k, v in raw.get("levers", {}).items()]
     uncertainties = [_uncertainty(f, k, v, base, problems) for k, v in raw.get("uncertainties", {}).items()]
     design = raw.get("design", {})
@@ -172,7 +181,7 @@ def load(path: str | Path) -> Sweep:
         raise ScenarioError(f, problems)
     for lv in levers:
         chosen.setdefault(lv.key, lv.labels[0])
-    sweep = Sweep(path, raw.get("name", path.stem), raw.get("description", ""), base_file, base, reps, seed,
+    sweep = Sweep(path, name, raw.get("description", ""), base_file, base, reps, seed,
                   levers, uncertainties, kind, samples, design.get("seed", seed), chosen)
     sweep.points = _points(sweep)
     return sweep

@@ -115,6 +115,15 @@ def test_range_lever_and_sobol_design(tmp_path):
         sw.load(path)
 
 
+def test_bad_tables_and_name(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'name = "../elsewhere"\nbase = "{DRAMMEN.as_posix()}"\nuncertainties = 3\n')
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    msg = str(info.value)
+    assert f"{path}: uncertainties: must be a table" in msg and f"{path}: name: must be a short text" in msg
+
+
 def test_bad_top_level_and_uncertainty(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(TINY.replace("replications = 2", "replicatons = 2").replace("shift = [-0.5, 1.0]", "shift = [1.0, -0.5]"))
