@@ -129,8 +129,10 @@ def sweep(sweep_file: str, out: str | None, overwrite: bool, csv_dialect: str, w
 @cli.command()
 @click.argument("run_a")
 @click.argument("run_b")
-@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write the per-year comparison to this CSV file.")
-@click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False),
+              help="Write the comparison per year (year 0: the whole period) to this CSV file.")
+@click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
+              help="CSV format of --out (see lte run).")
 def compare(run_a: str, run_b: str, out: str | None, csv_dialect: str) -> None:
     """Compare two finished runs (folders of lte run) or sweep points (SWEEPDIR:POINT), paired by replication.
 
