@@ -42,6 +42,10 @@ def saltelli_rows(sweep: Sweep, samples: int) -> tuple[np.ndarray, np.ndarray, l
 
 def indices(fa: np.ndarray, fb: np.ndarray, fab: list[np.ndarray]) -> list[tuple[float, float]]:
     """(S1, ST) per input from model values on A, B and each AB_i (Saltelli 2010 / Jansen 1999)."""
+    # centre on the mean first: the estimators are unbiased either way, but an outcome far from zero (NOK
+    # billions) that varies little would otherwise give S1 estimates swamped by noise (far outside 0..1)
+    centre = np.mean(np.concatenate([fa, fb]))
+    fa, fb, fab = fa - centre, fb - centre, [f - centre for f in fab]
     var = np.var(np.concatenate([fa, fb]), ddof=1)
     out = []
     for f_i in fab:

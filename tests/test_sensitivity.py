@@ -26,6 +26,11 @@ def test_estimators_recover_additive_function():
     got = indices(f(a), f(b), ab)
     for (s1, st), expected in zip(got, (0.2, 0.8, 0.0)):
         assert s1 == pytest.approx(expected, abs=0.03) and st == pytest.approx(expected, abs=0.03)
+    # the same function shifted far from zero (like NOK totals in the billions) gives the same indices
+    shift = 1e9
+    got = indices(f(a) + shift, f(b) + shift, [v + shift for v in ab])
+    for (s1, st), expected in zip(got, (0.2, 0.8, 0.0)):
+        assert s1 == pytest.approx(expected, abs=0.03) and st == pytest.approx(expected, abs=0.03)
 
 
 def test_sensitivity_command(tmp_path):
