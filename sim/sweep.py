@@ -399,16 +399,17 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
                 if not _run_complete(runs, key):
                     tasks.append((key, p.scenario, sweep.seed, r))
         total, done_before = len(order), len(order) - len(tasks)
+        # progress counts the runs still to do, so that a resumed sweep's time left is estimated from its own pace
         if progress:
-            progress(done_before, total)
-        done = done_before
+            progress(0, len(tasks))
+        done = 0
         for key, yearly_csv, loans_csv in executor.map_unordered(run_task, tasks):
             # loans first: a run counts as done once its (complete) yearly file exists
             _write_durably(runs / f"{key}.loans.csv", loans_csv.encode())
             _write_durably(runs / f"{key}.yearly.csv", yearly_csv.encode())
             done += 1
             if progress:
-                progress(done, total)
+                progress(done, len(tasks))
 
         result = _assemble(sweep, folder, order)
         with outputs.AtomicWriter(folder) as w:

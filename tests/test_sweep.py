@@ -238,3 +238,12 @@ def test_compare_command(reference, tmp_path):
     assert r.exit_code == 2 and "is a sweep" in r.output
     r = CliRunner().invoke(cli, ["compare", f"{out}:99", f"{out}:2"])
     assert r.exit_code == 2 and "no point 99" in r.output
+
+
+def test_rerun_of_a_finished_sweep_runs_nothing_and_rewrites_the_same_files(reference, tiny):
+    out, res = reference
+    before = {f: (out / f).read_bytes() for f in FILES}
+    calls = []
+    again = sw.run_sweep(sw.load(tiny), out, InProcess(), progress=lambda d, t: calls.append((d, t)))
+    assert again.runs_done_before == res.runs_total and calls == [(0, 0)]
+    assert {f: (out / f).read_bytes() for f in FILES} == before
