@@ -25,6 +25,7 @@ from sim.errors import UserError  # noqa: E402
 
 MILL = 1e6
 BAND = "the shaded band runs from the 5th to the 95th percentile across replications"
+BAND_S = BAND[0].upper() + BAND[1:]  # at the start of a sentence
 
 # Key assumptions shown first, in the planner's words.
 KEY_ASSUMPTIONS = (
@@ -55,6 +56,8 @@ def _fmt(value) -> str:
         return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
     if isinstance(value, list):
         return "; ".join(_fmt(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.0f}".replace(",", " ") if abs(value) >= 1000 else f"{value:g}"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -112,21 +115,21 @@ def run_charts(yearly: pd.DataFrame, budget: pd.DataFrame) -> dict[str, tuple[by
     _style(ax1, "Waiting time for the frame", "months (those who got a loan)")
     _band(ax2, yearly, "frame_gave_up", "gave up", color="tab:red")
     _style(ax2, "Approved applicants who gave up waiting", "applicants per year")
-    charts["waiting"] = (_png(fig), f"When the frame is used up, approved applicants wait; some give up. {BAND}.")
+    charts["waiting"] = (_png(fig), f"When the frame is used up, approved applicants wait; some give up. {BAND_S}.")
 
     fig, ax = plt.subplots(figsize=(8, 3.8))
     _band(ax, yearly, "startlan_nok_lte", "to leie-til-eie tenants", scale=MILL)
     _band(ax, yearly, "startlan_nok_other", "to other borrowers", scale=MILL)
     _style(ax, "Startlån paid out per year", "NOK million per year")
     ax.legend()
-    charts["startlan"] = (_png(fig), f"All of the municipality's startlån draw on the same frame. {BAND}.")
+    charts["startlan"] = (_png(fig), f"All of the municipality's startlån draw on the same frame. {BAND_S}.")
 
     fig, ax = plt.subplots(figsize=(8, 3.8))
     ax.plot(b.index, b["portfolio_end_nok_mean"] / MILL, marker="o", ms=3, label="outstanding startlån at year end")
     ax.fill_between(b.index, b["portfolio_end_nok_p5"] / MILL, b["portfolio_end_nok_p95"] / MILL, alpha=0.2)
     _style(ax, "Startlån portfolio (= the municipality's debt to Husbanken)", "NOK million")
     ax.legend()
-    charts["portfolio"] = (_png(fig), f"The municipality borrows from Husbanken what it lends on. {BAND}.")
+    charts["portfolio"] = (_png(fig), f"The municipality borrows from Husbanken what it lends on. {BAND_S}.")
     return charts
 
 
@@ -172,19 +175,53 @@ def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame, levers: list[str]) 
     return charts
 
 
-def _table(df: pd.DataFrame) -> str:
-    return '<div class="scroll">' + df.to_html(index=False, border=0, classes="t", escape=True, na_rep="") + "</div>"
+def _table(df: pd.DataFrame, text: bool = False) -> str:
+    """An HTML table; ``text`` tables are left-aligned (words), others right-aligned (numbers)."""
+    classes = "t txt" if text else "t"
+    return '<div class="scroll">' + df.to_html(index=False, border=0, classes=classes, escape=True, na_rep="") + "</div>"
 
 
-def _budget_view(budget: pd.DataFrame) -> pd.DataFrame:
-    show = ["startlan_paid_nok", "startlan_loans", "frame_granted_nok", "frame_unused_nok", "repayments_received_nok",
-            "interest_received_nok", "interest_paid_husbanken_nok", "margin_nok", "portfolio_end_nok",
-            "loss_municipality_nok", "tilskudd_paid_nok", "dwelling_sales_income_nok", "replacement_purchases_nok"]
-    out = pd.DataFrame({"year": budget["year"]})
-    for c in show:
-        m = budget[f"{c}_mean"]
-        out[c.replace("_nok", " (NOK mill.)")] = (m / MILL).round(1) if c.endswith("_nok") else m.round(1)
-    return out
+# The budget in the report: two tables a planner can read, (column, heading, with band?)
+BUDGET_VIEWS = (
+    ("Startlån and the municipality's borrowing from Husbanken (NOK million)", (
+        ("startlan_paid_nok", "startlån paid out", True),
+        ("startlan_loans", "loans (count)", False),
+        ("startlan_paid_lte_nok", "of which leie til eie", False),
+        ("frame_granted_nok", "frame granted", False),
+        ("frame_unused_nok", "frame unused", False),
+        ("repayments_received_nok", "repaid by borrowers", False),
+        ("interest_received_nok", "interest received", False),
+        ("interest_paid_husbanken_nok", "interest paid to Husbanken", False),
+        ("margin_nok", "margin", False),
+        ("portfolio_end_nok", "outstanding at year end", True),
+    )),
+    ("Losses, tilskudd, dwellings and rent (NOK million; dwellings counted)", (
+        ("loss_nok", "losses", False),
+        ("loss_municipality_nok", "municipality's 25 %", True),
+        ("tilskudd_paid_nok", "tilskudd paid", False),
+        ("tilskudd_written_down_nok", "tilskudd written down", False),
+        ("units_sold", "dwellings sold", False),
+        ("dwelling_sales_income_nok", "sales income", False),
+        ("units_bought", "dwellings bought", False),
+        ("replacement_purchases_nok", "purchase cost", False),
+        ("rent_income_change_nok", "rent income change", True),
+    )),
+)
+
+
+def _budget_views(budget: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Means per year (NOK million, one decimal); chosen columns with their 90 % band below the mean."""
+    views = []
+    for title, cols in BUDGET_VIEWS:
+        out = pd.DataFrame({"year": budget["year"].astype(str)})
+        for c, heading, band in cols:
+            scale = MILL if c.endswith("_nok") else 1.0
+            m, lo, hi = (budget[f"{c}_{k}"] / scale for k in ("mean", "p5", "p95"))
+            out[heading] = [f"{a:,.1f}".replace(",", " ") for a in m]
+            if band:
+                out[f"{heading}: 90 % band"] = [f"{a:,.1f} – {b:,.1f}".replace(",", " ") for a, b in zip(lo, hi)]
+        views.append((title, out))
+    return views
 
 
 def render(folder: str | Path) -> Path:
@@ -221,11 +258,20 @@ def render(folder: str | Path) -> Path:
                      f"{s['period']['programme_start']}; {manifest['replications']} replications, seed "
                      f"{manifest['seed']}, model version {manifest['package_version']}.</p>")
         rows = [(label, _fmt(_get(s, key)), s.get("sources", {}).get(key, "")) for key, label in KEY_ASSUMPTIONS]
-        parts.append("<h2>Key assumptions</h2>" + _table(pd.DataFrame(rows, columns=["assumption", "value", "source"])))
+        parts.append("<h2>Key assumptions</h2>" + _table(pd.DataFrame(rows, columns=["assumption", "value", "source"]),
+                                                          text=True))
         charts = run_charts(yearly, budget)
-        parts.append("<h2>Budget, means across replications</h2><p>NOK million, nominal. The file budget.csv "
-                     "has every column with its 90 % band (p5, p95).</p>" + _table(_budget_view(budget)))
-        parts.append("<h3>What the budget columns mean</h3>" + _table(pd.DataFrame(BUDGET_COLUMNS, columns=["column", "meaning"])))
+        parts.append("<h2>Budget</h2><p>Means across replications, NOK million in nominal kroner (the year's "
+                     "prices). For the main figures the 90 % band is shown beside the mean: in nine replications "
+                     "out of ten the year's figure fell inside it. The file budget.csv has every column with its "
+                     "band (<code>_p5</code>, <code>_p95</code>), in whole kroner. Startlån are lent on: the "
+                     "municipality borrows from Husbanken exactly what it pays out, pays Husbanken's rate and "
+                     "keeps the margin. The portfolio closes every year: outstanding at year end = outstanding at "
+                     "the start + paid out − repaid − losses.</p>")
+        for sub, view in _budget_views(budget):
+            parts.append(f"<h3>{html.escape(sub)}</h3>" + _table(view))
+        parts.append("<h3>What the columns of budget.csv mean</h3>"
+                     + _table(pd.DataFrame(BUDGET_COLUMNS, columns=["column", "meaning"]), text=True))
     chart_html = []
     for name, (png, caption) in charts.items():
         b64 = base64.b64encode(png).decode()
@@ -277,7 +323,9 @@ _STYLE = """<style>
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table.t { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-table.t th, table.t td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; }
+table.t th, table.t td { padding: 3px 6px; border-bottom: 1px solid #eee; text-align: right; }
 table.t td:first-child, table.t th:first-child { text-align: left; }
+table.t td { white-space: nowrap; }
+table.txt th, table.txt td { text-align: left; vertical-align: top; white-space: normal; }
 .scroll { overflow-x: auto; } figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: 0.85em; color: #555; }
 </style>"""
