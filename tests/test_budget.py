@@ -105,3 +105,21 @@ replications = 1
     assert r.exit_code == 0, r.output
     points = read_csv(tmp_path / "o" / "points.csv")
     assert set(points["frame.priority"]) == {"'=HYPERLINK(\"http://x\")", "'@calc"}
+
+
+def test_scenario_text_stays_inert_in_every_csv_of_a_run(tmp_path):
+    """A scenario whose name and description look like formulas: no CSV cell of the run can start a formula."""
+    short = write_variant(tmp_path, 'name = "-x.1"\ndescription = "=HYPERLINK(\\"http://x\\")"\n'
+                                    '[period]\nend = "2011-12"\n', "f.toml")
+    for dialect in ("plain", "nb"):
+        out = tmp_path / dialect
+        r = CliRunner().invoke(cli, ["run", str(short), "-n", "1", "--out", str(out), "--csv-dialect", dialect])
+        assert r.exit_code == 0, r.output
+        assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
+        assert "=HYPERLINK(&quot;http://x&quot;)" in (out / "report.html").read_text(encoding="utf-8")  # escaped
+        for csv in out.glob("*.csv"):
+            table = pd.read_csv(csv, sep=";" if dialect == "nb" else ",", dtype=str, keep_default_na=False,
+                                encoding="utf-8-sig")
+            for col in table.columns:
+                text = table[col][~table[col].str.fullmatch(r"-?[0-9]+([.,][0-9]+)?(e-?[0-9]+)?")]
+                assert not text.str.match(r"[=+\-@\t\r]").any(), (csv.name, col, text.head().tolist())
