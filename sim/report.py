@@ -102,13 +102,17 @@ def run_charts(yearly: pd.DataFrame, budget: pd.DataFrame) -> dict[str, tuple[by
     b = budget.set_index("year")
     width = 0.27
     x = b.index.to_numpy()
-    ax.bar(x - width, b["frame_granted_nok_mean"] / MILL, width, label="granted by Husbanken")
-    ax.bar(x, b["frame_used_nok_mean"] / MILL, width, label="used for approved loans")
-    ax.bar(x + width, b["frame_unused_nok_mean"] / MILL, width, label="left unused at year end")
+    for shift, col, label in ((-width, "frame_granted_nok", "granted by Husbanken"),
+                              (0.0, "frame_used_nok", "used for approved loans"),
+                              (width, "frame_unused_nok", "left unused at year end")):
+        mean, lo, hi = (b[f"{col}_{k}"].to_numpy() / MILL for k in ("mean", "p5", "p95"))
+        ax.bar(x + shift, mean, width, label=label, yerr=[mean - lo, hi - mean], capsize=1.5,
+               error_kw={"elinewidth": 0.7, "ecolor": "#444"})
     _style(ax, "The startlån frame: granted, used and unused", "NOK million per year")
-    ax.legend()
-    charts["frame"] = (_png(fig), "Means across replications. Unused frame is lost at year end unless the "
-                                  "scenario carries it over.")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
+    charts["frame"] = (_png(fig), "Bars are means across replications; the thin lines on them run from the 5th to "
+                                  "the 95th percentile. Unused frame is lost at year end unless the scenario "
+                                  "carries it over.")
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     _band(ax1, yearly, "frame_wait_months_mean", "mean wait")
