@@ -137,45 +137,84 @@ def run_charts(yearly: pd.DataFrame, budget: pd.DataFrame) -> dict[str, tuple[by
     return charts
 
 
-def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame, levers: list[str]) -> dict[str, tuple[bytes, str]]:
-    """Each main outcome over the whole period against the first lever, one line per other lever combination."""
-    levers = [c for c in levers if c in points.columns and points[c].nunique() > 1]
+SWEEP_OUTCOMES = (("new_owners", "New owners from leie til eie", "households", 1.0),
+                  ("startlan_nok", "Startlån paid out", "NOK million", MILL),
+                  ("frame_gave_up", "Approved applicants who gave up waiting for the frame", "applicants", 1.0),
+                  ("frame_expired_nok", "Frame left unused and lost", "NOK million", MILL),
+                  ("loss_nok", "Losses on startlån", "NOK million", MILL))
+
+
+def _lever_words(key: str) -> str:
+    """A lever's meaning in plain words (the schema's description and unit), with its key."""
+    from sim.scenario import field_info
+
+    info = field_info(key)
+    if info is None or not info.description:
+        return key
+    unit = (info.json_schema_extra or {}).get("unit", "")
+    return f"{info.description} ({unit}) [{key}]" if unit else f"{info.description} [{key}]"
+
+
+def _period_totals(yearly: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     totals = []
     for p, g in yearly.groupby("point"):
         t = period_totals(g)
         t["point"] = p
         totals.append(t)
-    totals = pd.concat(totals).merge(points, on="point")
+    return pd.concat(totals).merge(points, on="point")
+
+
+def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame, levers: list[str]) -> dict[str, tuple[bytes, str]]:
+    """Each main outcome over the whole period against the first lever; one panel per value of the second
+    lever, one line per combination of the others."""
+    levers = [c for c in levers if c in points.columns and points[c].nunique() > 1]
+    totals = _period_totals(yearly, points)
     x = levers[0] if levers else "point"
-    others = [c for c in levers[1:]]
+    panel = levers[1] if len(levers) > 1 else None
+    lines = levers[2:]
+    order = list(dict.fromkeys(points[x].tolist()))
+    panels = list(dict.fromkeys(points[panel].tolist())) if panel else [None]
+    line_keys = list(dict.fromkeys(points[lines].itertuples(index=False, name=None))) if lines else [()]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    years = f"{int(yearly['year'].min())}-{int(yearly['year'].max())}"
     charts = {}
-    outcomes = (("new_owners", "New owners from leie til eie, whole period", "households", 1.0),
-                ("startlan_nok", "Startlån paid out, whole period", "NOK million", MILL),
-                ("frame_gave_up", "Applicants who gave up waiting for the frame, whole period", "applicants", 1.0),
-                ("frame_expired_nok", "Frame left unused, whole period", "NOK million", MILL),
-                ("loss_nok", "Losses on startlån, whole period", "NOK million", MILL))
-    order = list(dict.fromkeys(points[x].tolist())) if x in points else None
-    for col, title, unit, scale in outcomes:
-        fig, ax = plt.subplots(figsize=(9, 4))
-        groups = totals.groupby(others) if others else [((), totals)]
-        for key, g in groups:
-            stats = g.groupby(x)[col].agg(["mean", lambda s: s.quantile(0.05), lambda s: s.quantile(0.95)])
-            stats.columns = ["mean", "lo", "hi"]
-            if order:
+    for col, title, unit, scale in SWEEP_OUTCOMES:
+        fig, axes = plt.subplots(1, len(panels), figsize=(min(4.2 * len(panels), 12), 3.8), sharey=True,
+                                 squeeze=False)
+        for ax, pv in zip(axes[0], panels):
+            sub = totals if panel is None else totals[totals[panel] == pv]
+            for i, lk in enumerate(line_keys):
+                g = sub
+                for k, v in zip(lines, lk):
+                    g = g[g[k] == v]
+                stats = g.groupby(x)[col].agg(mean="mean", lo=lambda s: s.quantile(0.05),
+                                              hi=lambda s: s.quantile(0.95))
                 stats = stats.reindex([o for o in order if o in stats.index])
-            pos = range(len(stats))
-            label = ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in zip(others, key if isinstance(key, tuple) else (key,)))
-            line, = ax.plot(pos, stats["mean"] / scale, marker="o", ms=3, label=label or None)
-            ax.fill_between(pos, stats["lo"] / scale, stats["hi"] / scale, alpha=0.12, color=line.get_color())
-            ax.set_xticks(list(pos), [str(i) for i in stats.index], rotation=0)
-        ax.set_title(title, fontsize=11, loc="left")
-        ax.set_xlabel(x)
-        ax.set_ylabel(unit)
-        ax.grid(alpha=0.3)
-        if others:
-            ax.legend(fontsize=7)
-        charts[f"sweep_{col}"] = (_png(fig), f"Mean over replications against {x}; {BAND} (model randomness "
-                                             "and, if the sweep samples them, the uncertainties).")
+                pos = [order.index(o) for o in stats.index]
+                label = ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in zip(lines, lk)) or None
+                color = colors[i % len(colors)]
+                ax.plot(pos, stats["mean"] / scale, marker="o", ms=3, label=label, color=color)
+                ax.fill_between(pos, stats["lo"] / scale, stats["hi"] / scale, alpha=0.15, color=color)
+            ax.set_xticks(range(len(order)), [str(o) for o in order], rotation=30 if len(order) > 4 else 0,
+                          fontsize=8)
+            ax.grid(alpha=0.3)
+            if panel:
+                ax.set_title(f"{panel.split('.')[-1]} = {pv}", fontsize=9)
+            ax.set_xlabel(x.split(".")[-1])
+        axes[0][0].set_ylabel(f"{unit}, {years}")
+        fig.suptitle(f"{title}, whole period {years}", fontsize=11, x=0.01, ha="left")
+        if lines:
+            handles, labels = axes[0][0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8, frameon=False,
+                       bbox_to_anchor=(0.5, -0.02 - 0.05 * ((len(labels) - 1) // 3)))
+            fig.subplots_adjust(bottom=0.3)
+        caption = (f"Mean over replications of the whole period's total against {x}"
+                   + (f"; one panel per value of {panel}" if panel else "")
+                   + (f"; one line per value of {', '.join(lines)}" if lines else "")
+                   + " (the levers are explained above). The shaded band runs from the 5th to the 95th percentile "
+                     "across replications (the model's randomness and, if the sweep samples them, the "
+                     "uncertainties).")
+        charts[f"sweep_{col}"] = (_png(fig), caption)
     return charts
 
 
@@ -247,12 +286,22 @@ def render(folder: str | Path) -> Path:
         parts.append(f"<p>{len(points)} policy points, each run with the same {manifest['replications']} "
                      f"replications (seed {manifest['seed']}), so differences between points are paired. "
                      f"Base scenario: <code>{html.escape(manifest['base_file'])}</code>.</p>")
-        parts.append("<h2>The points</h2>" + _table(points))
+        levers = [k for k in manifest.get("levers", []) if k in points.columns]
+        lever_rows = [(k, _lever_words(k).rsplit(" [", 1)[0], "; ".join(str(v) for v in dict.fromkeys(points[k])))
+                      for k in levers]
+        base = points[points["baseline"].astype(bool)]
+        base_words = ", ".join(f"{k} = {base[k].iloc[0]}" for k in levers) if len(base) else ""
+        parts.append("<h2>The levers</h2><p>Every combination of the values below is a policy point; the "
+                     f"baseline point is {html.escape(base_words)}. The full list is points.csv.</p>"
+                     + _table(pd.DataFrame(lever_rows, columns=["lever", "meaning", "values"]), text=True))
         charts = sweep_charts(yearly, points, manifest.get("levers", []))
-        totals = _sweep_differences(yearly, points)
+        totals = _sweep_differences(yearly, points, manifest.get("levers", []))
         parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
                      "paired difference from the baseline point with a 90 % interval: if the interval does not "
-                     "contain 0, the difference is not the model's randomness.</p>" + _table(totals))
+                     "contain 0, the difference is not the model's randomness. New owners: households; startlån "
+                     "paid out, frame unused and losses: NOK million; gave up waiting: approved applicants. "
+                     "Totals over the whole period. Each point's yearly budget is in budget.csv (column "
+                     "<code>point</code>).</p>" + _table(totals))
     else:
         s = manifest["scenario"]
         budget = outputs.read_csv(folder / "budget.csv")
@@ -301,26 +350,34 @@ def render(folder: str | Path) -> Path:
     return folder / "report.html"
 
 
-def _sweep_differences(yearly: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+def _sweep_differences(yearly: pd.DataFrame, points: pd.DataFrame, levers: list[str]) -> pd.DataFrame:
+    """Per point: the lever values, each outcome's mean and its paired difference from the baseline point."""
     from sim.compare import paired_difference
 
-    base_of = {row.sample: row.point for row in points.itertuples() if row.baseline}
+    levers = [c for c in levers if c in points.columns]
+    base_of = {r["sample"]: r["point"] for r in points.to_dict("records") if r["baseline"]}
     rows = []
-    outcomes = ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "loss_nok")
-    for row in points.itertuples():
+    outcomes = [c for c, *_ in SWEEP_OUTCOMES]
+    words = {"new_owners": "new owners", "startlan_nok": "startlån", "frame_gave_up": "gave up waiting",
+             "frame_expired_nok": "frame unused", "loss_nok": "losses"}
+    for rec_in in points.to_dict("records"):
+        row = pd.Series(rec_in)
         a = period_totals(yearly[yearly["point"] == row.point])
-        b = period_totals(yearly[yearly["point"] == base_of[row.sample]])
+        b = period_totals(yearly[yearly["point"] == base_of[row["sample"]]])
         d = paired_difference(a, b, outcomes)
         rec = {"point": row.point}
+        rec.update({k.split(".")[-1]: rec_in[k] for k in levers})
+        rec["baseline"] = "baseline" if row.baseline else ""
         for r in d.itertuples():
             scale, unit = (MILL, " (NOK mill.)") if r.outcome.endswith("_nok") else (1.0, "")
-            rec[f"{r.outcome}{unit}"] = round(r.mean / scale, 1)
+            name = words[r.outcome]
+            rec[f"{name}{unit}"] = f"{r.mean / scale:,.1f}".replace(",", " ")
             lo, hi = r.difference_low90 / scale, r.difference_high90 / scale
-            rec[f"{r.outcome} vs baseline{unit}"] = f"{r.difference / scale:+.1f} [{lo:+.1f}, {hi:+.1f}]" if r.replications > 1 \
-                else f"{r.difference / scale:+.1f}"
+            rec[f"{name}: difference [90 %]"] = "" if row.baseline else (
+                f"{r.difference / scale:+.1f} [{lo:+.1f}, {hi:+.1f}]" if r.replications > 1
+                else f"{r.difference / scale:+.1f}")
         rows.append(rec)
-    df = pd.DataFrame(rows)
-    return df
+    return pd.DataFrame(rows)
 
 
 _STYLE = """<style>
