@@ -273,11 +273,22 @@ def render(folder: str | Path) -> Path:
     manifest_path = folder / "manifest.json"
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
-    if not manifest_path.is_file() or not (folder / "yearly.csv").is_file():
-        raise UserError(f"{folder}: not a finished run or sweep folder (manifest.json and yearly.csv are missing)")
-    manifest = json.loads(manifest_path.read_text())
-    yearly = outputs.read_csv(folder / "yearly.csv")
+    if not manifest_path.is_file():
+        raise UserError(f"{folder}: not a finished run or sweep folder (manifest.json is missing; "
+                        "give the --out folder of lte run or lte sweep)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{manifest_path}: cannot be read as a run manifest ({exc})") from None
+    if not isinstance(manifest, dict) or not ("sweep_name" in manifest or "scenario" in manifest):
+        raise UserError(f"{manifest_path}: not the manifest of lte run or lte sweep (no 'scenario' or 'sweep_name')")
     is_sweep = "sweep_name" in manifest
+    needed = ("yearly.csv", "points.csv") if is_sweep else ("yearly.csv", "budget.csv")
+    missing = [f for f in needed if not (folder / f).is_file()]
+    if missing:
+        raise UserError(f"{folder}: not a finished {'sweep' if is_sweep else 'run'} folder "
+                        f"({', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing)")
+    yearly = outputs.read_csv(folder / "yearly.csv")
     parts = [_STYLE]
     if is_sweep:
         points = outputs.read_csv(folder / "points.csv")

@@ -28,8 +28,13 @@ def test_run_report(tmp_path):
     r = CliRunner().invoke(cli, ["report", str(out)])
     assert r.exit_code == 0, r.output
     page = _check(out, ["new_owners", "frame", "waiting", "startlan", "portfolio"])
-    for words in ("Key assumptions", "Yearly startlån frame", "Budget", "How sure", "portfolio_end_nok"):
-        assert words in page
+    for words in ("Key assumptions", "Yearly startlån frame", "Budget", "How sure", "portfolio_end_nok",
+                  "outstanding at year end: 90 % band", "25 %: 90 % band"):
+        assert words in page, words
+    # a run folder without its budget is named with what is missing
+    (out / "budget.csv").unlink()
+    r = CliRunner().invoke(cli, ["report", str(out)])
+    assert r.exit_code == 2 and "budget.csv is missing" in r.output and str(out) in r.output
 
 
 def test_sweep_report(tmp_path):
@@ -48,10 +53,12 @@ replications = 2
     assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
     page = _check(out, [f"sweep_{c}" for c in ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "loss_nok")])
     assert "Compared with the baseline" in page
+    # the comparison names each point by its lever values; the baseline point has no difference to itself
+    assert "earmark_lte_share" in page and "<td>baseline</td>" in page and "The levers" in page
 
 
 @pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
 def test_not_a_run_folder(tmp_path, make):
     r = CliRunner().invoke(cli, ["report", str(make(tmp_path))])
-    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.exit_code == 2 and "Traceback" not in r.output and str(make(tmp_path)) in r.output
     assert not (tmp_path / "report.html").exists()
