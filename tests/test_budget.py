@@ -68,6 +68,13 @@ def test_budget_closes_every_year(per_rep):
         - b["portfolio_end_nok"]
     assert gap.abs().max() < 0.01
     assert (b["portfolio_end_nok"] >= 0).all()
+    # the check bites: every replication has losses written off and recovered balances
+    assert (b.groupby("replication")["loss_nok"].sum() > 0).all()
+    # losses are the model's own (loss_nok of the loans table, in the month the default is settled)
+    y0 = yearly(result.monthly)
+    assert b["loss_nok"].to_numpy() == pytest.approx(y0["loss_nok"].to_numpy(), abs=0.01)
+    # the margin closes too: interest received - paid
+    assert (b["margin_nok"] - b["interest_received_nok"] + b["interest_paid_husbanken_nok"]).abs().max() < 1e-6
     assert b["loss_municipality_nok"].sum() == pytest.approx(0.25 * b["loss_nok"].sum())
     assert b["margin_nok"].sum() > 0 and (b["husbanken_borrowing_nok"] == b["startlan_paid_nok"]).all()
     # frame: granted = used + unused + what is left at the end
