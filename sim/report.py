@@ -134,6 +134,23 @@ def run_charts(yearly: pd.DataFrame, budget: pd.DataFrame) -> dict[str, tuple[by
     _style(ax, "Startlån portfolio (= the municipality's debt to Husbanken)", "NOK million")
     ax.legend()
     charts["portfolio"] = (_png(fig), f"The municipality borrows from Husbanken what it lends on. {BAND_S}.")
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for col, label, sign in (("margin_nok", "interest margin on startlån (in)", 1),
+                             ("dwelling_sales_income_nok", "dwellings sold to tenants (in)", 1),
+                             ("replacement_purchases_nok", "replacement dwellings bought (out)", -1),
+                             ("loss_municipality_nok", "the municipality's 25 % of losses (out)", -1),
+                             ("rent_income_change_nok", "change in rent income since the first year", 1)):
+        line, = ax.plot(b.index, b[f"{col}_mean"] * sign / MILL, marker="o", ms=3, label=label)
+        ax.fill_between(b.index, b[f"{col}_p5"] * sign / MILL, b[f"{col}_p95"] * sign / MILL, alpha=0.15,
+                        color=line.get_color())
+    _style(ax, "The municipality's own money: income above zero, cost below", "NOK million per year")
+    ax.set_ylim(auto=True)
+    ax.axhline(0, color="#444", lw=0.8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False, fontsize=8)
+    charts["municipal_money"] = (_png(fig), "What leie til eie and startlån mean for the municipality's own budget "
+                                            "each year (means; startlån lent on from Husbanken are not income or "
+                                            f"cost and are left out). {BAND_S}.")
     return charts
 
 

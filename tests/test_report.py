@@ -27,7 +27,7 @@ def test_run_report(tmp_path):
     assert CliRunner().invoke(cli, ["run", str(short), "-n", "3", "--out", str(out)]).exit_code == 0
     r = CliRunner().invoke(cli, ["report", str(out)])
     assert r.exit_code == 0, r.output
-    page = _check(out, ["new_owners", "frame", "waiting", "startlan", "portfolio"])
+    page = _check(out, ["new_owners", "frame", "waiting", "startlan", "portfolio", "municipal_money"])
     for words in ("Key assumptions", "Yearly startlån frame", "Budget", "How sure", "portfolio_end_nok",
                   "outstanding at year end: 90 % band", "25 %: 90 % band"):
         assert words in page, words
