@@ -20,9 +20,9 @@ import hashlib
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim.errors import ScenarioError
 from sim.timeline import YearMonth, months_between, parse_dated
@@ -38,6 +38,8 @@ def F(default: Any = ..., *, unit: str, doc: str, kind: str = "fact", **constrai
 
 def _dated(ge: float | None = None, le: float | None = None, gt: float | None = None):
     def check(value: Any) -> Any:
+        if isinstance(value, dict):
+            value = {str(k): v for k, v in value.items()}
         steps = parse_dated(value)
         for when, v in steps:
             where = "" if when.year == 1 else f" at {when}"
@@ -47,9 +49,10 @@ def _dated(ge: float | None = None, le: float | None = None, gt: float | None = 
                 raise ValueError(f"value{where} is {v:g}; it must be above {gt:g}")
             if le is not None and v > le:
                 raise ValueError(f"value{where} is {v:g}; it must be at most {le:g}")
-        return value
+        # numbers as floats and date keys as text, checked before pydantic can coerce (true is not 1)
+        return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else float(value)
 
-    return Annotated[Union[float, dict[str, float]], AfterValidator(check)]
+    return Annotated[Any, BeforeValidator(check)]
 
 
 def _year_month(value: str) -> str:
@@ -65,7 +68,14 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info) -> Any:
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
 
 
 class Period(Section):
@@ -435,11 +445,25 @@ def validate(data: dict, origins: dict[str, str], default_file: str) -> Scenario
         raise ScenarioError(default_file, flat) from None
 
 
+def _model_at(parts: list[str]):
+    """The section model at a key path; list items (``frame.rounds.0``) resolve to the item's model."""
+    import typing
+
+    model: Any = Scenario
+    for part in parts:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        model = field.annotation
+        if typing.get_origin(model) is list:
+            model = typing.get_args(model)[0]
+    return model
+
+
 def _rule(err: dict, loc: list[str]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        parent = field_info(".".join(loc[:-1])) if len(loc) > 1 else None
-        model = parent.annotation if parent is not None else Scenario
+        model = _model_at([part for part in loc[:-1] if not part.isdigit()])
         names = model.model_fields.keys() if isinstance(model, type) and issubclass(model, BaseModel) else []
         return f"unknown key{_suggest(loc[-1], names)}"
     if kind == "missing":

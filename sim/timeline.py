@@ -10,6 +10,7 @@ the model looks values up by month index in constant time.
 from __future__ import annotations
 
 import calendar
+import math
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ def parse_dated(value: float | dict) -> list[tuple[YearMonth, float]]:
     if isinstance(value, bool):
         raise ValueError("expected a number or a table of date = number")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
         return [(YearMonth(1, 1), float(value))]
     if not isinstance(value, dict) or not value:
         raise ValueError("expected a number or a non-empty table of date = number, e.g. {2011 = 1.0}")
@@ -83,6 +86,8 @@ def parse_dated(value: float | dict) -> list[tuple[YearMonth, float]]:
         when = YearMonth.parse(key)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"value at {key} must be a number, got {v!r}")
+        if not math.isfinite(v):
+            raise ValueError(f"value at {key} must be a finite number, got {v!r}")
         if steps and when <= steps[-1][0]:
             raise ValueError(f"dates out of order: {key} comes after {steps[-1][0]}; list dates in increasing order")
         steps.append((when, float(v)))
@@ -91,7 +96,7 @@ def parse_dated(value: float | dict) -> list[tuple[YearMonth, float]]:
 
 def resolve_monthly(steps: list[tuple[YearMonth, float]], start: YearMonth, n_months: int) -> np.ndarray:
     """Value in force in each of n months from start (a float array of length n)."""
-    out = np.empty(n_months)
+    out = np.full(n_months, np.nan)  # months before the first date have no value
     first = start.index()
     for i, (when, v) in enumerate(steps):
         lo = max(0, when.index() - first)
