@@ -42,10 +42,15 @@ def cli() -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True)
 def validate(files: tuple[str, ...]) -> None:
-    """Check scenario files (and the files they extend) without running anything."""
+    """Check scenario or sweep files (and the files they extend) without running anything."""
     from sim import scenario as sc
+    from sim import sweep as sw
 
     for f in files:
+        if "base" in sc.read_toml(Path(f)):  # a sweep file names its base scenario
+            spec = sw.load(f)
+            click.echo(f"{f}: ok (sweep '{spec.name}', {len(spec.points)} points x {spec.replications} replications)")
+            continue
         loaded = sc.load(f)
         s = loaded.scenario
         click.echo(f"{f}: ok (scenario '{s.name}', {s.period.start} to {s.period.end}, "
