@@ -20,7 +20,7 @@ from scipy.stats import qmc
 from sim import scenario as sc
 from sim.compare import period_totals
 from sim.errors import ScenarioError, UserError
-from sim.sweep import Sweep, run_task
+from sim.sweep import Sweep, baseline_levers, run_task, uncertainty_overrides
 
 OUTCOMES = ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "tilskudd_nok", "loss_nok")
 
@@ -68,18 +68,13 @@ def run_sensitivity(sweep: Sweep, samples: int, executor, progress: Callable[[in
                         f"use {lower} or {2 * lower})")
     a, b, ab = saltelli_rows(sweep, samples)
     matrices = [a, b, *ab]
-    base = next(p for p in sweep.points if p.baseline).scenario
-    base_dump = base.model_dump(mode="json")
-    scenarios = []
-    for m in matrices:
-        for row in m:
-            overrides = {}
-            for u, x in zip(sweep.uncertainties, row):
-                node = base_dump
-                for part in u.key.split("."):
-                    node = node[part]
-                overrides[u.key] = u.apply(node, float(x))
-            scenarios.append(sc.with_overrides(base, overrides, str(sweep.file)))
+    # levers at the baseline, uncertainties applied to the base scenario's values (a baseline *point* already
+    # carries its own uncertainty sample, so it must not be the starting point)
+    levers = baseline_levers(sweep)
+    base_dump = sweep.base.model_dump(mode="json")
+    scenarios = [sc.with_overrides(sweep.base, {**levers, **uncertainty_overrides(sweep, row, base_dump)},
+                                   str(sweep.file))
+                 for m in matrices for row in m]
     tasks = [((j, r), s, sweep.seed, r) for j, s in enumerate(scenarios) for r in range(sweep.replications)]
     per_run = np.zeros((len(outcomes), len(scenarios), sweep.replications))
     done = 0

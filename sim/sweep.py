@@ -248,7 +248,7 @@ def _check_values(f: str, base: sc.Scenario, levers: list[Lever], uncertainties:
     dump = base.model_dump(mode="json")
     trials = [(f"levers.{lv.key}", f"value {label!r}", {lv.key: value})
               for lv in levers for label, value in zip(lv.labels, lv.values)]
-    trials += [(f"uncertainties.{u.key}", f"{u.how} {x:g}", {u.key: u.apply(_get(dump, u.key), x)})
+    trials += [(f"uncertainties.{u.key}", f"{u.how} {x:g}", {u.key: u.apply(sc.get_value(dump, u.key), x)})
                for u in uncertainties for x in (u.low, u.high)]
     for where, what, overrides in trials:
         try:
@@ -257,12 +257,6 @@ def _check_values(f: str, base: sc.Scenario, levers: list[Lever], uncertainties:
             problems.extend((where, f"{what}: {k}: {rule}" if k and k != where.split(".", 1)[1] else f"{what}: {rule}")
                             for k, rule in exc.problems)
 
-
-def _get(dump: dict, key: str) -> Any:
-    node = dump
-    for part in key.split("."):
-        node = node[part]
-    return node
 
 
 def _uncertainty(f: str, key: str, spec: Any, base: sc.Scenario, problems: list) -> Uncertainty | None:
@@ -307,6 +301,18 @@ def _design(sweep: Sweep) -> np.ndarray:
     return qmc.scale(unit, [u.low for u in us], [u.high for u in us])
 
 
+def uncertainty_overrides(sweep: Sweep, row, base_dump: dict | None = None) -> dict[str, Any]:
+    """Scenario overrides that put each uncertainty at its sampled value in ``row``, applied to the base
+    scenario's own values (never to a point's, which already carry a sample)."""
+    dump = base_dump if base_dump is not None else sweep.base.model_dump(mode="json")
+    return {u.key: u.apply(sc.get_value(dump, u.key), float(x)) for u, x in zip(sweep.uncertainties, row)}
+
+
+def baseline_levers(sweep: Sweep) -> dict[str, Any]:
+    """The baseline point's lever values, as scenario overrides."""
+    return {lv.key: lv.values[lv.labels.index(sweep.baseline[lv.key])] for lv in sweep.levers}
+
+
 def _points(sweep: Sweep) -> list[Point]:
     samples = _design(sweep)
     combos = list(itertools.product(*[list(zip(lv.labels, lv.values)) for lv in sweep.levers])) or [()]
@@ -315,11 +321,7 @@ def _points(sweep: Sweep) -> list[Point]:
     for s_i, row in enumerate(samples):
         for combo in combos:
             overrides = {lv.key: value for lv, (_, value) in zip(sweep.levers, combo)}
-            for u, x in zip(sweep.uncertainties, row):
-                node = base_dump
-                for part in u.key.split("."):
-                    node = node[part]
-                overrides[u.key] = u.apply(node, float(x))
+            overrides.update(uncertainty_overrides(sweep, row, base_dump))
             labels = {lv.key: label for lv, (label, _) in zip(sweep.levers, combo)}
             try:
                 scenario = sc.with_overrides(sweep.base, overrides, str(sweep.file))

@@ -247,3 +247,10 @@ def test_rerun_of_a_finished_sweep_runs_nothing_and_rewrites_the_same_files(refe
     again = sw.run_sweep(sw.load(tiny), out, InProcess(), progress=lambda d, t: calls.append((d, t)))
     assert again.runs_done_before == res.runs_total and calls == [(0, 0)]
     assert {f: (out / f).read_bytes() for f in FILES} == before
+
+
+def test_uncertainties_apply_to_the_base_scenario_not_to_a_sampled_point(tiny):
+    s = sw.load(tiny)
+    base_rate = s.base.market.husbanken_rate_pct["2010"]
+    assert sw.uncertainty_overrides(s, [0.3])["market.husbanken_rate_pct"]["2010"] == pytest.approx(base_rate + 0.3)
+    assert sw.baseline_levers(s) == {"frame.yearly_nok": 150_000_000, "frame.priority": "first_come"}
