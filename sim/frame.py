@@ -1,36 +1,42 @@
 """The startlån frame: a yearly sum in rounds, a priority-ordered waiting line, and give-up.
 
-Two ``simpy.Container`` pots hold the money: one earmarked for leie-til-eie tenants and one general.
-A leie-til-eie loan is taken from the earmark if it fits there, else from the general pot; other
-borrowers use only the general pot. A loan is never split between pots and a pot never goes below zero.
+Two pots hold the money: one earmarked for leie-til-eie tenants and one general. A leie-til-eie loan is
+taken from the earmark if it fits there, else from the general pot; other borrowers use only the general
+pot. A loan is never split between pots and a pot never goes below zero.
 
 When a loan does not fit, the applicant joins a waiting line ordered by the scenario's priority rule.
 Whenever money arrives, the line is served first-fit in priority order: the first applicant whose loan
 fits is served, then the next, so a large loan at the head does not block smaller ones behind it.
+
+The pots are plain numbers rather than ``simpy.Container``s: nobody waits on a pot itself (the line does
+the waiting), and a container would schedule an event for every put and get. The line keeps the waiting
+amounts sorted as well, so serving stops as soon as no waiting loan can fit; the cost of serving then
+grows with the loans granted, not with the length of the line.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import simpy
 
 PRIORITY_RULES = ("first_come", "families_first", "lte_first", "smallest_loan_first")
+EARMARKED, GENERAL = "earmarked", "general"
 
 
-@dataclass(order=True, slots=True)
+@dataclass(slots=True)
 class Application:
-    """A loan waiting for (or granted by) the frame."""
+    """A loan waiting for (or granted by) the frame. ``event`` fires with the application when granted."""
 
-    key: tuple
-    amount_nok: float = field(compare=False)
-    lte: bool = field(compare=False)
-    requested_at: float = field(compare=False)
-    event: simpy.Event = field(compare=False, default=None)
-    pot: str = field(compare=False, default="")
-    year: int = field(compare=False, default=0)
+    key: tuple  # the place in the line: unique, ordered by the priority rule
+    amount_nok: float
+    lte: bool
+    requested_at: float
+    event: simpy.Event = None
+    pot: str = ""
+    year: int = 0
 
 
 class Frame:
@@ -41,15 +47,17 @@ class Frame:
         self.earmark_share = earmark_share
         self.priority = priority
         self.carry_over = carry_over
-        self.earmarked = simpy.Container(env)
-        self.general = simpy.Container(env)
-        self.waiting: list[Application] = []
+        self.level = {EARMARKED: 0.0, GENERAL: 0.0}
+        self.waiting: list[Application] = []  # in priority order
+        self._keys: list[tuple] = []  # their keys, so the line is searched with C-level tuple comparisons
+        self._amounts: list[float] = []  # every waiting amount, sorted
+        self._amounts_lte: list[float] = []  # the leie-til-eie ones (they may also use the earmark), sorted
         self.year = 0
         self._seq = itertools.count()
 
     @property
     def remaining_nok(self) -> float:
-        return self.earmarked.level + self.general.level
+        return self.level[EARMARKED] + self.level[GENERAL]
 
     def _key(self, amount: float, lte: bool, children: bool) -> tuple:
         now, seq = self.env.now, next(self._seq)
@@ -61,50 +69,62 @@ class Frame:
             return (amount, now, seq)
         return (now, seq)
 
-    def _pot_for(self, app: Application) -> simpy.Container | None:
-        if app.lte and self.earmarked.level >= app.amount_nok:
-            return self.earmarked
-        if self.general.level >= app.amount_nok:
-            return self.general
+    def _pot_for(self, app: Application) -> str | None:
+        if app.lte and self.level[EARMARKED] >= app.amount_nok:
+            return EARMARKED
+        if self.level[GENERAL] >= app.amount_nok:
+            return GENERAL
         return None
 
-    def _grant(self, app: Application, pot: simpy.Container) -> None:
-        pot.get(app.amount_nok)  # fits, so the get succeeds at once
-        app.pot = "earmarked" if pot is self.earmarked else "general"
+    def _grant(self, app: Application, pot: str) -> None:
+        self.level[pot] -= app.amount_nok
+        app.pot = pot
         app.year = self.year
         app.event.succeed(app)
 
     def request(self, amount_nok: float, lte: bool, children: bool) -> Application:
         """Ask the frame for a loan. ``app.event`` fires when the loan is granted (maybe at once)."""
+        if not amount_nok > 0:
+            raise ValueError(f"a loan must be positive, got {amount_nok}")
         app = Application(self._key(amount_nok, lte, children), amount_nok, lte, self.env.now, self.env.event())
         pot = self._pot_for(app)
         if pot is not None:
             self._grant(app, pot)
         else:
-            bisect.insort(self.waiting, app)
+            i = bisect.bisect_right(self._keys, app.key)
+            self._keys.insert(i, app.key)
+            self.waiting.insert(i, app)
+            bisect.insort(self._amounts, amount_nok)
+            if lte:
+                bisect.insort(self._amounts_lte, amount_nok)
         return app
 
-    def withdraw(self, app: Application) -> None:
-        """An applicant gives up waiting."""
-        i = bisect.bisect_left(self.waiting, app)
+    def withdraw(self, app: Application) -> bool:
+        """An applicant gives up waiting. Returns False if the loan was granted already (nothing to withdraw)."""
+        i = bisect.bisect_left(self._keys, app.key)
         if i < len(self.waiting) and self.waiting[i] is app:
-            del self.waiting[i]
-        else:  # keys are unique, so this only happens for an application already granted
-            self.waiting.remove(app)
+            self._remove(i)
+            return True
+        return False
+
+    def _remove(self, i: int) -> None:
+        app = self.waiting.pop(i)
+        del self._keys[i]
+        del self._amounts[bisect.bisect_left(self._amounts, app.amount_nok)]
+        if app.lte:
+            del self._amounts_lte[bisect.bisect_left(self._amounts_lte, app.amount_nok)]
 
     def add(self, amount_nok: float) -> None:
         """A round arrives: split it between the earmark and the general pot, then serve the line."""
         earmark = amount_nok * self.earmark_share
-        if earmark > 0:
-            self.earmarked.put(earmark)
-        if amount_nok - earmark > 0:
-            self.general.put(amount_nok - earmark)
+        self.level[EARMARKED] += earmark
+        self.level[GENERAL] += amount_nok - earmark
         self._serve()
 
     def refund(self, app: Application) -> None:
         """A granted loan was not used (no home found): the commitment returns if its year is still open."""
         if app.year == self.year:
-            (self.earmarked if app.pot == "earmarked" else self.general).put(app.amount_nok)
+            self.level[app.pot] += app.amount_nok
             self._serve()
 
     def close_year(self, new_year: int) -> float:
@@ -113,18 +133,21 @@ class Frame:
         if self.carry_over:
             return 0.0
         expired = self.remaining_nok
-        for pot in (self.earmarked, self.general):
-            if pot.level > 0:
-                pot.get(pot.level)
+        self.level[EARMARKED] = self.level[GENERAL] = 0.0
         return expired
 
+    def _anything_fits(self) -> bool:
+        return bool((self._amounts and self._amounts[0] <= self.level[GENERAL])
+                    or (self._amounts_lte and self._amounts_lte[0] <= self.level[EARMARKED]))
+
     def _serve(self) -> None:
+        """First-fit in priority order, stopping as soon as no waiting loan fits what is left."""
         i = 0
-        while i < len(self.waiting):
+        while i < len(self.waiting) and self._anything_fits():
             app = self.waiting[i]
             pot = self._pot_for(app)
             if pot is None:
                 i += 1
                 continue
-            del self.waiting[i]
+            self._remove(i)
             self._grant(app, pot)

@@ -16,12 +16,15 @@ recorded at each month end. Nothing here touches pandas or the file system.
 from __future__ import annotations
 
 import bisect
+import gc
 import math
+from array import array
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 import simpy
-from scipy import stats
+from scipy import special
 
 from sim import lending
 from sim.frame import Frame
@@ -59,6 +62,7 @@ ATTEMPT_BASE = 17
 U_ADVICE, U_DROPOUT, U_PRICE, U_SEARCH, U_FRAME_PATIENCE = range(5)
 PER_ATTEMPT = 5
 MAX_ATTEMPTS = 4
+HOUSEHOLD_CHUNK = 4096
 N_UNIFORMS = ATTEMPT_BASE + PER_ATTEMPT * MAX_ATTEMPTS
 
 # Stream names, in a fixed order: each is spawned from the replication's seed by its index.
@@ -66,6 +70,16 @@ STREAMS = ("stock", "tenants", "arrivals", "other_borrowers", "frame_rounds")
 
 # Outcomes of one attempt at buying.
 BOUGHT, REFUSED, DROPPED = "bought", "refused", "dropped"
+
+
+def poisson_ppf(q: np.ndarray, mu: float) -> np.ndarray:
+    """The Poisson quantile function for 0 <= q < 1: the smallest k with P(X <= k) >= q, found in a table
+    of the distribution function (``scipy.special.pdtr``, as ``scipy.stats.poisson`` uses) rather than by
+    ``scipy.stats.poisson.ppf``'s iterative inversion, which is slow for thousands of households."""
+    k_max = int(mu + 12 * math.sqrt(mu) + 12)
+    cdf = special.pdtr(np.arange(k_max + 1), mu)
+    cdf[-1] = 1.0  # the tail beyond k_max is below double precision
+    return np.searchsorted(cdf, q, side="left").astype(float)
 
 
 class Dwelling:
@@ -85,7 +99,7 @@ class Household:
 
     __slots__ = ("id", "lte", "adults", "children", "immigrant", "intro_end", "works_after_intro",
                  "income0_nok", "savings_nok", "debt_problems", "u", "draws", "arrived", "give_up_at",
-                 "moved_in_at", "dwelling", "exit_at")
+                 "dwelling", "exit_at")
 
     def __init__(self, id, lte, adults, children, immigrant, intro_end, works_after_intro,
                  income0_nok, savings_nok, debt_problems, u, draws, arrived):
@@ -103,9 +117,39 @@ class Household:
         self.draws = draws  # (advice duration in months per attempt, standard normal for the price per attempt)
         self.arrived = arrived
         self.give_up_at = math.inf
-        self.moved_in_at = math.inf
         self.dwelling = None
         self.exit_at = math.inf
+
+
+class Advisers:
+    """The advisers' places: at most ``capacity`` households in advice at once, the rest queue in order.
+
+    A household that finds a free place starts at once, without an event; one that queues gets an event that
+    fires when a place is handed over. Unlike ``simpy.Resource`` (which removes a finished user from a list,
+    a cost that grows with the capacity) every operation here is O(1), which matters for county-size stocks.
+    """
+
+    def __init__(self, env: simpy.Environment, capacity: int):
+        self.env = env
+        self.capacity = capacity
+        self.busy = 0
+        self.queue: deque[simpy.Event] = deque()
+
+    def request(self) -> simpy.Event | None:
+        """None if a place is free (and now taken); else an event that fires when one is handed over."""
+        if self.busy < self.capacity:
+            self.busy += 1
+            return None
+        event = self.env.event()
+        self.queue.append(event)
+        return event
+
+    def release(self) -> None:
+        """A household leaves advice: its place goes to the first in the queue, or becomes free."""
+        if self.queue:
+            self.queue.popleft().succeed()
+        else:
+            self.busy -= 1
 
 
 class Params:
@@ -169,8 +213,13 @@ class Model:
         self.events_handled = 0
         self.record_events = record_events
         self.events: list[tuple] = []
+        self._later: list[list | None] = [[] for _ in range(n)]  # calls due in month m, queued when it begins
         self.loans: list[tuple] = []
-        self.households: list[Household] = []
+        # households are not kept once they leave (memory at county scale); what the tables need is recorded
+        self.drawn: list[tuple[np.ndarray, ...]] = []  # per batch drawn: ids, is-tenant, arrival time, income
+        self.tenant_households = 0  # tenant households drawn (entered the model, or will by its end)
+        self._next_household_id = 0
+        self._waiting_spells: list[tuple[float, float]] = []  # (joined, left) the waiting list
         # state
         self.stock: dict[int, Dwelling] = {}
         self.vacant: deque[Dwelling] = deque()
@@ -184,7 +233,7 @@ class Model:
         self.tilskudd_left = 0.0
         self._tilskudd_year = None
         prog = scenario.programme
-        self.advisers = simpy.Resource(self.env, capacity=max(1, prog.advisers * prog.households_per_adviser)) \
+        self.advisers = Advisers(self.env, max(1, prog.advisers * prog.households_per_adviser)) \
             if prog.advisers > 0 else None
         f = scenario.frame
         self.frame = Frame(self.env, f.earmark_lte_share, f.priority, f.carry_over)
@@ -206,8 +255,9 @@ class Model:
         return self.env.timeout(max(dt, 0.0))
 
     # ------------------------------------------------------------------ set-up
-    def _draw_households(self, n: int, lte: bool, arrived: np.ndarray, stream: str) -> list[Household]:
-        """Create n households from the stream's uniforms; row i depends only on i, not on n."""
+    def _draw_households(self, n: int, lte: bool, arrived: np.ndarray, stream: str) -> Iterator[Household]:
+        """Draw n households from the stream's uniforms (row i depends only on i, not on n); the objects are
+        built lazily, in order, as the returned iterator is consumed."""
         s = self.s
         u = self.rng[stream].random((n, N_UNIFORMS))
         if lte:
@@ -223,36 +273,53 @@ class Model:
             share_two, share_imm, share_intro, debt_share = s.households.share_two_adults, 0.0, 0.0, 0.0
         two = u[:, U_TWO_ADULTS] < share_two
         has_children = u[:, U_CHILDREN] < share_children
-        extra = stats.poisson.ppf(u[:, U_N_CHILDREN], max(s.households.mean_children - 1.0, 1e-9))
+        extra = poisson_ppf(u[:, U_N_CHILDREN], max(s.households.mean_children - 1.0, 1e-9))
         children = np.where(has_children, 1 + extra, 0).astype(int)
         immigrant = u[:, U_IMMIGRANT] < share_imm
         intro = immigrant & (u[:, U_INTRO] < share_intro)
         adults = np.where(two, 2, 1)
         second = s.households.second_adult_income_share
-        income0 = median * (1.0 + second * (adults - 1)) * np.exp(sigma * stats.norm.ppf(u[:, U_INCOME]))
+        income0 = median * (1.0 + second * (adults - 1)) * np.exp(sigma * special.ndtri(u[:, U_INCOME]))
         savings = -savings_mean * np.log1p(-u[:, U_SAVINGS])
         debt = u[:, U_DEBT] < debt_share
         works = u[:, U_WORK] < s.households.work_after_introduction_probability
         intro_end = np.where(intro, arrived + s.households.introduction_months, -np.inf)
-        draws = self._attempt_draws(u)
-        start_id = len(self.households)
-        rows = u.tolist()
-        out = [Household(start_id + i, lte, 2 if two[i] else 1, int(children[i]), bool(immigrant[i]),
-                         float(intro_end[i]), bool(works[i]), float(income0[i]), float(savings[i]),
-                         bool(debt[i]), rows[i], draws[i], float(arrived[i]))
-               for i in range(n)]
-        self.households.extend(out)
-        return out
+        duration, price_z = self._attempt_draws(u, lte)
+        start_id = self._next_household_id
+        self._next_household_id += n
+        self.drawn.append((np.arange(start_id, start_id + n), np.full(n, lte), arrived.astype(float), income0))
+        if lte:
+            self.tenant_households += n
+        columns = (adults, children, immigrant, intro_end, works, income0, savings, debt, u, duration, price_z,
+                   arrived)
+        return self._build_households(start_id, n, lte, columns)
 
-    def _attempt_draws(self, u: np.ndarray) -> list:
-        """Advice durations and price draws for every attempt, by inverse CDF, vectorised."""
+    @staticmethod
+    def _build_households(start_id: int, n: int, lte: bool, columns: tuple) -> Iterator[Household]:
+        """The household objects, built a chunk at a time as they are needed: a household that has not yet
+        arrived costs only its row in the arrays, and one that has left is freed."""
+        for a in range(0, n, HOUSEHOLD_CHUNK):
+            b = min(a + HOUSEHOLD_CHUNK, n)
+            *first, u, duration, price_z, arrived = columns
+            first = [c[a:b].tolist() for c in first]
+            # a row of uniforms as a compact array of doubles: a third of the memory of a list of floats
+            raw, width = u[a:b].tobytes(), u.shape[1] * 8
+            rows = [array("d", raw[i:i + width]) for i in range(0, len(raw), width)]
+            yield from map(Household, range(start_id + a, start_id + b), [lte] * (b - a), *first, rows,
+                           zip(duration[a:b].tolist(), price_z[a:b].tolist()), arrived[a:b].tolist())
+
+    def _attempt_draws(self, u: np.ndarray, lte: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Advice durations (months) and price draws (standard normal) for every attempt, by inverse CDF,
+        vectorised. Only tenants are advised, so other borrowers get no durations (their columns are drawn,
+        and unused)."""
         prog = self.s.programme
+        cols = [ATTEMPT_BASE + a * PER_ATTEMPT for a in range(MAX_ATTEMPTS)]
+        z = special.ndtri(u[:, [c + U_PRICE for c in cols]])
+        if not lte:
+            return np.full(z.shape, np.nan), z
         shape = 1.0 / prog.advice_months_cv ** 2
         scale = prog.advice_months_mean / shape
-        cols = [ATTEMPT_BASE + a * PER_ATTEMPT for a in range(MAX_ATTEMPTS)]
-        dur = stats.gamma.ppf(u[:, [c + U_ADVICE for c in cols]], shape, scale=scale).tolist()
-        z = stats.norm.ppf(u[:, [c + U_PRICE for c in cols]]).tolist()
-        return list(zip(dur, z))
+        return special.gammaincinv(shape, u[:, [c + U_ADVICE for c in cols]]) * scale, z
 
     def _arrival_times(self, per_year: np.ndarray, stream: str, t0: float = 0.0) -> np.ndarray:
         """A Poisson process with a rate that changes by month: counts per month, times within it."""
@@ -279,7 +346,7 @@ class Model:
         # initial tenants moved in before the start; exits are memoryless, so their clocks start now
         n_tenants = int(occupied.sum())
         moved = -rng.random(n_tenants) * s.households.initial_tenure_max_years * 12.0
-        tenants = self._draw_households(n_tenants, True, moved, "tenants")
+        tenants = list(self._draw_households(n_tenants, True, moved, "tenants"))
         dwellings = list(self.stock.values())
         k = 0
         for i, d in enumerate(dwellings):
@@ -314,6 +381,9 @@ class Model:
         for m in range(p.n):
             if m > 0:
                 self._record_levels(m - 1)
+            for t, action, args in self._later[m]:  # calls due this month join the event queue
+                self._call_at(t, action, args)
+            self._later[m] = None
             ym = p.start.plus(m)
             year_no = ym.year - p.start.year
             if ym.month == 1 or m == 0:
@@ -378,6 +448,7 @@ class Model:
         return None
 
     def _gave_up_waiting(self, hh: Household) -> None:
+        self._waiting_spells.append((max(hh.arrived, 0.0), hh.give_up_at))
         self.count("gave_up_waiting", hh.give_up_at)
         self.exited["gave_up_waiting"] += 1
         if self.record_events:
@@ -386,9 +457,23 @@ class Model:
 
     def _after(self, delay: float, action, *args) -> None:
         """Call ``action(*args)`` after ``delay`` months: a bare timeout with a callback, cheaper than a process
-        for a single step (re-letting, leaving)."""
+        for a single step (re-letting, leaving, screening, giving up).
+
+        A call due in a later month waits in that month's list and enters SimPy's event queue when its month
+        begins (see :meth:`_calendar`). Most are tenants' exits years ahead; kept out of the queue, they do not
+        make every queue operation slower, which is what made the cost grow faster than the stock."""
         self.events_handled += 1
-        self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _event: action(*args))
+        now = self.env.now
+        t = now + max(delay, 0.0)
+        m = int(t)
+        if m > int(now):
+            if m < self.p.n:
+                self._later[m].append((t, action, args))
+        else:
+            self._call_at(t, action, args)
+
+    def _call_at(self, t: float, action, args: tuple) -> None:
+        self.env.timeout(t - self.env.now).callbacks.append(lambda _event: action(*args))
 
     def _schedule_relet(self, d: Dwelling) -> None:
         self._after(self.s.stock.relet_delay_months, self._relet, d)
@@ -405,19 +490,24 @@ class Model:
         p = self.p
         now = self.env.now
         hh.dwelling = d
-        hh.moved_in_at = now
         self.tenants += 1
         self.rent_roll0 += d.rent0_nok
         rate = self.s.households.exit_rate_per_year / 12.0
         hh.exit_at = now - math.log1p(-hh.u[U_EXIT]) / rate if rate > 0 else math.inf
-        if announce:
+        if announce:  # (the initial tenants moved in before the start)
+            self._waiting_spells.append((max(hh.arrived, 0.0), now))
             self.count("moved_in", now)
             self.log(hh, "moved_in", d)
         screen_at = p.screening_time(max(now, p.programme_start), -math.log1p(-hh.u[U_SCREEN]))
         if screen_at < hh.exit_at and screen_at < p.n:
-            self.env.process(self._programme(hh, screen_at))
-        elif hh.exit_at < p.n:  # most tenants: nothing happens until they leave, so no process is needed
-            self._after(hh.exit_at - now, self._exit_other_route, hh)
+            self._after(screen_at - now, self._screen, hh)
+        else:  # most tenants: nothing happens until they leave, so no process is needed
+            self._leave_when_due(hh)
+
+    def _leave_when_due(self, hh: Household) -> None:
+        """Leave by another route at the household's exit time, if that falls within the run."""
+        if hh.exit_at < self.p.n:
+            self._after(hh.exit_at - self.env.now, self._exit_other_route, hh)
 
     def _vacate(self, hh: Household) -> Dwelling:
         d = hh.dwelling
@@ -433,25 +523,30 @@ class Model:
         self.log(hh, "exited")
 
     # ------------------------------------------------------------------ the programme
-    def _programme(self, hh: Household, screen_at: float):
-        """Screening, then up to max_attempts of advice and buying; otherwise an ordinary tenant."""
-        p, prog = self.p, self.s.programme
-        yield self.wait(screen_at - self.env.now)
-        self.count("screened", screen_at)
+    def _screen(self, hh: Household) -> None:
+        """Screening: a referred tenant starts the programme; the others carry on as ordinary tenants."""
+        p, now = self.p, self.env.now
+        self.count("screened", now)
         self.log(hh, "screened")
-        if hh.u[U_POTENTIAL] < p.potential_share[p.month(screen_at)]:
-            self.count("referred", screen_at)
+        if hh.u[U_POTENTIAL] < p.potential_share[p.month(now)]:
+            self.count("referred", now)
             self.log(hh, "referred")
-            for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS)):
-                outcome = yield from self._attempt(hh, attempt)
-                if outcome == BOUGHT:
-                    return
-                if outcome == DROPPED or self.env.now + prog.reapply_after_months >= hh.exit_at:
-                    break
-                yield self.wait(prog.reapply_after_months)
+            self.env.process(self._programme(hh))
+        else:
+            self._leave_when_due(hh)
+
+    def _programme(self, hh: Household):
+        """Up to max_attempts of advice and buying; without a purchase, an ordinary tenant again."""
+        prog = self.s.programme
+        for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS)):
+            outcome = yield from self._attempt(hh, attempt)
+            if outcome == BOUGHT:
+                return
+            if outcome == DROPPED or self.env.now + prog.reapply_after_months >= hh.exit_at:
+                break
+            yield self.wait(prog.reapply_after_months)
         # no purchase: leaves by another route when its time comes (which may be after the end)
-        if hh.exit_at < p.n:
-            self._after(hh.exit_at - self.env.now, self._exit_other_route, hh)
+        self._leave_when_due(hh)
 
     def _attempt(self, hh: Household, attempt: int):
         """Advice, application, frame, purchase. Returns BOUGHT, REFUSED or DROPPED."""
@@ -461,21 +556,22 @@ class Model:
         duration, price_z = hh.draws[0][attempt], hh.draws[1][attempt]
         if self.advisers is None:
             return DROPPED
-        with self.advisers.request() as req:
-            yield req
+        place = self.advisers.request()
+        if place is not None:
+            yield place
             self.events_handled += 1
-            self.in_advice += 1
-            self.count("advice_started", self.env.now)
-            self.log(hh, "advice_started")
-            u_drop = u[base + U_DROPOUT]
-            if u_drop < prog.dropout_probability:
-                yield self.wait(duration * u_drop / prog.dropout_probability)
-                self.in_advice -= 1
-                self.count("advice_dropped", self.env.now)
-                self.log(hh, "advice_dropped")
-                return DROPPED
-            yield self.wait(duration)
-            self.in_advice -= 1
+        self.in_advice += 1
+        self.count("advice_started", self.env.now)
+        self.log(hh, "advice_started")
+        u_drop = u[base + U_DROPOUT]
+        dropped = u_drop < prog.dropout_probability
+        yield self.wait(duration * u_drop / prog.dropout_probability if dropped else duration)
+        self.in_advice -= 1
+        self.advisers.release()
+        if dropped:
+            self.count("advice_dropped", self.env.now)
+            self.log(hh, "advice_dropped")
+            return DROPPED
         self.count("advice_completed", self.env.now)
         self.log(hh, "advice_completed")
         hh.savings_nok += prog.saving_during_advice_nok_month * duration
@@ -544,10 +640,8 @@ class Model:
             if not app.event.triggered:
                 self.log(hh, "frame_queued", startlan=fin.startlan_nok)
                 patience = -s.frame.patience_months * math.log1p(-u[base + U_FRAME_PATIENCE])
-                yield app.event | env.timeout(patience)
-                self.events_handled += 1
-                if not app.event.triggered:
-                    self.frame.withdraw(app)
+                self._after(patience, self._give_up_frame, app)
+                if (yield app.event) is None:  # gave up before the loan was granted
                     self.count("frame_gave_up", env.now)
                     self.log(hh, "frame_gave_up", startlan=fin.startlan_nok)
                     if self.frame.year == grant_year:
@@ -574,6 +668,11 @@ class Model:
                 return REFUSED
         self._complete_purchase(hh, own, price, fin)
         return BOUGHT
+
+    def _give_up_frame(self, app) -> None:
+        """The applicant's patience ran out: if the loan is still waiting, leave the line and wake the applicant."""
+        if self.frame.withdraw(app):
+            app.event.succeed(None)
 
     def _complete_purchase(self, hh: Household, own: bool, price: float, fin: lending.Financing) -> None:
         now = self.env.now
@@ -678,9 +777,19 @@ class Model:
 
     # ------------------------------------------------------------------ run
     def run(self) -> "Model":
-        self._setup()
-        self.env.run(until=float(self.p.n))
-        self._finish()
+        # The run creates millions of short-lived objects and no garbage cycles that matter while it runs; the
+        # cyclic collector would re-scan every live household again and again, a cost that grows faster than the
+        # stock (measured in benchmarks/). It is paused for the run and restored after; reference counting still
+        # frees everything as usual.
+        collector_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            self._setup()
+            self.env.run(until=float(self.p.n))
+            self._finish()
+        finally:
+            if collector_was_on:
+                gc.enable()
         return self
 
     def _finish(self) -> None:
@@ -689,26 +798,24 @@ class Model:
         self.flow = {name: np.array(values) for name, values in self.flow.items()}
         self.level["active_loans"][:] = np.cumsum(self._loans_diff)[:n]
         self.level["loans_in_default"][:] = np.cumsum(self._default_diff)[:n]
-        # the waiting list is reconstructed from each household's time on it, so late give-ups count in their month
-        enter, leave = [], []
-        for hh in self.households:
-            if not hh.lte:
-                continue
-            enter.append(hh.arrived if hh.arrived >= 0 else 0.0)
-            leave.append(self._left_waiting_list_at(hh))
-        enter_a, leave_a = np.array(enter), np.array(leave)
-        ends = np.arange(1, n + 1, dtype=float)
-        # on the list at the end of month m: entered before t = m + 1 and not left before it
-        self.level["waiting_list"][:] = (np.searchsorted(np.sort(enter_a), ends, side="left")
-                                         - np.searchsorted(np.sort(leave_a), ends, side="left"))
         still = deque()
         for hh in self.waiting:
             if hh.give_up_at < n:
                 self._gave_up_waiting(hh)
             else:
                 still.append(hh)
+                self._waiting_spells.append((max(hh.arrived, 0.0), hh.give_up_at))
         self.waiting = still
+        # the waiting list is reconstructed from each household's time on it, so late give-ups count in their month
+        spells = np.array(self._waiting_spells, dtype=float).reshape(-1, 2)
+        ends = np.arange(1, n + 1, dtype=float)
+        # on the list at the end of month m: entered before t = m + 1 and not left before it
+        self.level["waiting_list"][:] = (np.searchsorted(np.sort(spells[:, 0]), ends, side="left")
+                                         - np.searchsorted(np.sort(spells[:, 1]), ends, side="left"))
 
-    @staticmethod
-    def _left_waiting_list_at(hh: Household) -> float:
-        return hh.moved_in_at if hh.moved_in_at < math.inf else hh.give_up_at
+    def arrivals_table(self) -> dict[str, np.ndarray]:
+        """Every household drawn (tenants and other borrowers): id, group, arrival time, starting income."""
+        cols = zip(*self.drawn) if self.drawn else ([], [], [], [])
+        ids, lte, arrived, income = (np.concatenate(c) if c else np.array([]) for c in map(list, cols))
+        return {"household_id": ids, "lte": lte, "arrived_t": arrived, "income0_nok": income}
+

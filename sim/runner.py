@@ -52,12 +52,11 @@ class Replication:
 
 def check_invariants(model: Model) -> dict:
     """The accounting identities of a finished run; raises ModelInvariantError if one fails."""
-    lte = [h for h in model.households if h.lte]
     present = len(model.waiting) + model.tenants
     exited = sum(model.exited.values())
     frame_min = float(model.level["frame_remaining_nok"].min()) if model.p.n else 0.0
     facts = {
-        "households_entered": len(lte),
+        "households_entered": model.tenant_households,
         "households_present": present,
         "households_exited": exited,
         "units_initial": model.s.stock.initial_units,
@@ -67,12 +66,12 @@ def check_invariants(model: Model) -> dict:
         "frame_min_nok": frame_min,
     }
     problems = []
-    if len(lte) != present + exited:
-        problems.append(f"households entered {len(lte)} != present {present} + exited {exited}")
+    if model.tenant_households != present + exited:
+        problems.append(f"households entered {model.tenant_households} != present {present} + exited {exited}")
     if len(model.stock) != model.s.stock.initial_units - model.sold + model.bought:
         problems.append(f"units {len(model.stock)} != initial {model.s.stock.initial_units} - sold {model.sold}"
                         f" + bought {model.bought}")
-    if frame_min < -1e-6 or model.frame.earmarked.level < -1e-6 or model.frame.general.level < -1e-6:
+    if frame_min < 0 or min(model.frame.level.values()) < 0:
         problems.append(f"frame went below zero ({frame_min:.2f} NOK)")
     if model.tenants > len(model.stock):
         problems.append(f"more tenants ({model.tenants}) than dwellings ({len(model.stock)})")
@@ -97,11 +96,12 @@ def run_replication(scenario: Scenario, seed: int, replication: int, record_even
     if record_events:
         events = pd.DataFrame(model.events, columns=list(EVENT_COLUMNS)).sort_values("t", kind="stable")
         events.insert(0, "replication", replication)
+    drawn = model.arrivals_table()
     arrivals = pd.DataFrame({
-        "household_id": [h.id for h in model.households],
-        "group": ["tenant" if h.lte else "other" for h in model.households],
-        "arrived_t": [h.arrived for h in model.households],
-        "income0_nok": [h.income0_nok for h in model.households],
+        "household_id": drawn["household_id"],
+        "group": np.where(drawn["lte"], "tenant", "other"),
+        "arrived_t": drawn["arrived_t"],
+        "income0_nok": drawn["income0_nok"],
     })
     return Replication(replication, monthly, loans, events, arrivals, model.events_handled, facts)
 

@@ -138,3 +138,43 @@ def test_screening_time_inverts_the_cumulative_hazard(short):
     assert p.screening_time(6.0, 1.0) == pytest.approx(32.0)
     assert p.screening_time(6.0, 0.3) == pytest.approx(9.0)
     assert p.screening_time(6.0, 100.0) == float("inf")
+
+
+def test_advisers_hand_places_over_in_order_and_never_exceed_capacity():
+    import simpy
+
+    from sim.model import Advisers
+
+    env = simpy.Environment()
+    adv = Advisers(env, capacity=2)
+    assert adv.request() is None and adv.request() is None  # two free places, taken at once
+    third, fourth = adv.request(), adv.request()
+    assert adv.busy == 2 and list(adv.queue) == [third, fourth]
+    adv.release()  # the place goes to the first in the queue, not back to the pool
+    assert third.triggered and not fourth.triggered and adv.busy == 2
+    adv.release()
+    adv.release()
+    assert fourth.triggered and adv.busy == 1 and not adv.queue
+    assert adv.request() is None and adv.busy == 2
+
+
+def test_poisson_quantiles_match_scipy():
+    from scipy import stats
+
+    from sim.model import poisson_ppf
+
+    q = np.random.default_rng(3).random(50_000)
+    for mu in (1e-9, 0.4, 1.3, 6.0):
+        np.testing.assert_array_equal(poisson_ppf(q, mu), stats.poisson.ppf(q, mu))
+
+
+def test_calls_due_in_later_months_fire_at_their_exact_time(short):
+    """Calls far ahead wait in their month's list before they join SimPy's queue; they must fire on time."""
+    model = Model(short, streams_for(1, 0))
+    fired = []
+    for delay in (0.25, 0.999, 1.0, 13.7, 40.123456789):
+        model._after(delay, lambda d=delay: fired.append((d, model.env.now)))
+    model.env.process(model._calendar())
+    model.env.run(until=50)
+    assert [d for d, _ in fired] == [0.25, 0.999, 1.0, 13.7, 40.123456789]
+    assert all(now == d for d, now in fired)
