@@ -286,7 +286,7 @@ def elapsed(t0: float) -> float:
 
 # ---------------------------------------------------------------------------------------------- the whole job
 def calibrate(scenario_path: str, targets_path: str, out_path: str, *, until: str | None = None, seed: int = 1,
-              particles: int = 100, generations: int = 5, replications: int = 2, draws: int = 40, executor=None,
+              particles: int = 100, generations: int = 5, replications: int = 2, draws: int = 100, executor=None,
               restart: bool = False, progress_factory=None, command: list[str] | None = None) -> dict:
     """Fit, then write the fitted parameter file and its report beside it. Returns a summary."""
     import shutil

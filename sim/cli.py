@@ -15,6 +15,11 @@ from sim.errors import UserError
 EXIT_USER_ERROR = 2
 
 
+def _command() -> list[str]:
+    """The command line as the user would type it: ``lte`` and its arguments, without the install path."""
+    return ["lte", *sys.argv[1:]]
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -90,7 +95,7 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
         with outputs.AtomicWriter(folder) as w:
             for name, table in outputs.run_tables(result).items():
                 w.table(name, table, csv_dialect)
-            w.json("manifest.json", outputs.manifest(result, loaded, sys.argv, started, _now(),
+            w.json("manifest.json", outputs.manifest(result, loaded, _command(), started, _now(),
                                                      {"csv_dialect": csv_dialect, "parameter_draws": draws}))
     click.echo(f"{s.name}: {n} replications, seed {seed}, {time.monotonic() - t0:.1f} s; results in {folder}/")
 
@@ -123,7 +128,7 @@ def sweep(sweep_file: str, out: str | None, overwrite: bool, csv_dialect: str, w
     executor = make_executor(workers, scheduler, local_cluster)
     try:
         result = sw.run_sweep(spec, folder, executor, overwrite=overwrite, progress=Progress(f"sweep {spec.name}"),
-                              dialect=csv_dialect, command=sys.argv)
+                              dialect=csv_dialect, command=_command())
     finally:
         executor.close()
     resumed = f", {result.runs_done_before} already done" if result.runs_done_before else ""
@@ -187,7 +192,7 @@ def sensitivity(sweep_file: str, samples: int, out: str | None, overwrite: bool,
                 "sensitivity_of": spec.name, "sweep_file": sweep_file, "samples": samples, "seed": spec.seed,
                 "design_seed": spec.design_seed, "replications": spec.replications,
                 "uncertainties": [u.key for u in spec.uncertainties], "package_version": __version__,
-                "command": sys.argv})
+                "command": _command()})
     click.echo(f"{'outcome':18s} {'uncertainty':28s}   S1 (first order)   ST (total)")
     for row in table.itertuples():
         click.echo(f"{row.outcome:18s} {row.uncertainty:28s} {row.S1:6.2f}             {row.ST:6.2f}")
@@ -226,7 +231,7 @@ def calibrate(scenario: str, targets: str, out: str, until: str | None, seed: in
     try:
         result = cal.calibrate(scenario, targets, out, until=until, seed=seed, particles=particles,
                                generations=generations, replications=replications, executor=executor,
-                               restart=restart, progress_factory=Progress, command=sys.argv)
+                               restart=restart, progress_factory=Progress, command=_command())
     finally:
         executor.close()
     if result["resumed_generations"]:

@@ -53,6 +53,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "new_owners_private_immigrant": ("households", "of new_owners_private: with immigrant background"),
     "new_owners_municipal_introduction": ("households", "of new_owners_municipal: in the introduction programme"),
     "new_owners_private_introduction": ("households", "of new_owners_private: in the introduction programme"),
+    "new_owners_municipal_introduction_ever": ("households", "of new_owners_municipal: came through the introduction programme (in it now, or earlier)"),
+    "new_owners_private_introduction_ever": ("households", "of new_owners_private: came through the introduction programme (in it now, or earlier)"),
     "startlan_loans": ("loans", "startlån paid out (leie til eie and other borrowers)"),
     "startlan_nok": ("NOK", "startlån paid out (leie til eie and other borrowers)"),
     "startlan_loans_lte": ("loans", "of startlan_loans: to leie-til-eie tenants"),

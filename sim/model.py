@@ -40,6 +40,7 @@ FLOWS = (
     "new_owners_municipal", "new_owners_private",
     "new_owners_municipal_immigrant", "new_owners_private_immigrant",
     "new_owners_municipal_introduction", "new_owners_private_introduction",
+    "new_owners_municipal_introduction_ever", "new_owners_private_introduction_ever",
     "startlan_loans", "startlan_nok", "startlan_loans_lte", "startlan_nok_lte",
     "startlan_loans_other", "startlan_nok_other", "bank_loan_nok",
     "tilskudd_grants", "tilskudd_nok",
@@ -108,7 +109,8 @@ class Household:
         self.adults = adults
         self.children = children
         self.immigrant = immigrant
-        self.intro_end = intro_end  # model time the introduction programme ends (-inf if never in it)
+        self.intro_end = intro_end  # model time the introduction programme ends (-inf if never in it); set again
+        # when the household moves in, since the programme starts at settlement
         self.works_after_intro = works_after_intro
         self.income0_nok = income0_nok
         self.savings_nok = savings_nok
@@ -171,6 +173,7 @@ class Params:
         self.cost_index = monthly(m.cost_index)
         self.arrivals_per_year = np.array(monthly(s.households.arrivals_per_year))
         self.potential_share = monthly(s.programme.potential_share)
+        self.replacement_ratio = monthly(s.programme.replacement_ratio)
         self.stress_addon = monthly(s.startlan.stress_addon_points)
         self.stress_floor = monthly(s.startlan.stress_floor_pct)
         self.frame_yearly = monthly(s.frame.yearly_nok)
@@ -364,6 +367,8 @@ class Model:
         other = self._arrival_times(p.other_per_year, "other_borrowers")
         self.env.process(self._other_borrowers(other))
         self.env.process(self._calendar())
+        if s.programme.replacements_ahead > 0 and p.programme_start < p.n:
+            self._after(p.programme_start, self._buy_ahead)
 
     def _add_dwelling(self, family: bool, sellable: bool, dedicated: bool) -> Dwelling:
         st = self.s.stock
@@ -496,6 +501,8 @@ class Model:
         hh.exit_at = now - math.log1p(-hh.u[U_EXIT]) / rate if rate > 0 else math.inf
         if announce:  # (the initial tenants moved in before the start)
             self._waiting_spells.append((max(hh.arrived, 0.0), now))
+            if hh.intro_end > -math.inf:  # a refugee starts the introduction programme when settled, i.e. now
+                hh.intro_end = now + self.s.households.introduction_months
             self.count("moved_in", now)
             self.log(hh, "moved_in", d)
         screen_at = p.screening_time(max(now, p.programme_start), -math.log1p(-hh.u[U_SCREEN]))
@@ -583,6 +590,8 @@ class Model:
 
     # ------------------------------------------------------------------ lending, frame and purchase
     def income_nok_year(self, hh: Household, t: float) -> float:
+        """What the household earns at time t: the introduction benefit while in the programme (and after it, if
+        it does not find work), else its own income, both indexed."""
         m = self.p.month(t)
         if t < hh.intro_end or (hh.intro_end > -math.inf and not hh.works_after_intro):
             return self.s.households.introduction_income_nok_year * hh.adults * self.p.income_index[m]
@@ -681,8 +690,10 @@ class Model:
             self.count(f"new_owners_{route}", now)
             if hh.immigrant:
                 self.count(f"new_owners_{route}_immigrant", now)
-            if now < hh.intro_end:
-                self.count(f"new_owners_{route}_introduction", now)
+            if hh.intro_end > -math.inf:
+                self.count(f"new_owners_{route}_introduction_ever", now)
+                if now < hh.intro_end:
+                    self.count(f"new_owners_{route}_introduction", now)
             d = self._vacate(hh)
             self.exited["owner"] += 1
             if own:
@@ -700,21 +711,33 @@ class Model:
         self._disburse(hh, fin, price)
 
     def _schedule_replacements(self, hh: Household, sold: Dwelling) -> None:
-        ratio = self.s.programme.replacement_ratio
+        ratio = self.p.replacement_ratio[self.p.month(self.env.now)]
         n = int(ratio) + (1 if hh.u[U_REPLACE] < ratio - int(ratio) else 0)
         if n:
             self.env.process(self._replace(sold, n))
 
     def _replace(self, sold: Dwelling, n: int):
         yield self.wait(self.s.programme.replacement_delay_months)
-        now = self.env.now
         for _ in range(n):
-            d = self._add_dwelling(sold.family, sold.sellable, sold.dedicated)
-            self.bought += 1
-            self.count("units_bought", now)
-            self.count("units_bought_cost_nok", now, d.value0_nok * self.p.price_index[self.p.month(now)])
-            self.log(None, "unit_bought", d, price=d.value0_nok * self.p.price_index[self.p.month(now)])
-            self._schedule_relet(d)
+            self._buy_dwelling(sold.family, sold.sellable, sold.dedicated)
+
+    def _buy_ahead(self) -> None:
+        """At the programme start the municipality buys ``replacements_ahead`` dwellings before any sale, with the
+        stock's mix of family and sellable dwellings (drawn from the stock's own stream)."""
+        st = self.s.stock
+        n = int(round(self.s.programme.replacements_ahead))
+        for u_family, u_sellable in self.rng["stock"].random((n, 2)).tolist():
+            self._buy_dwelling(u_family < st.family_share, u_sellable < st.sellable_share, False)
+
+    def _buy_dwelling(self, family: bool, sellable: bool, dedicated: bool) -> None:
+        now = self.env.now
+        d = self._add_dwelling(family, sellable, dedicated)
+        cost = d.value0_nok * self.p.price_index[self.p.month(now)]
+        self.bought += 1
+        self.count("units_bought", now)
+        self.count("units_bought_cost_nok", now, cost)
+        self.log(None, "unit_bought", d, price=cost)
+        self._schedule_relet(d)
 
     def _disburse(self, hh: Household, fin: lending.Financing, price: float) -> None:
         """Pay out the loan and grant; decide now (from the household's own draw) if and when it defaults."""

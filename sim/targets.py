@@ -31,6 +31,8 @@ QUANTITIES: dict[str, tuple[str, str, str]] = {
     "share_immigrant_background_private_buyers": ("share:new_owners_private_immigrant/new_owners_private", "share", "share of private buyers with immigrant background"),
     "share_introduction_programme_municipal_buyers": ("share:new_owners_municipal_introduction/new_owners_municipal", "share", "share of municipal-dwelling buyers in the introduction programme"),
     "share_introduction_programme_private_buyers": ("share:new_owners_private_introduction/new_owners_private", "share", "share of private buyers in the introduction programme"),
+    "share_introduction_participants_municipal_buyers": ("share:new_owners_municipal_introduction_ever/new_owners_municipal", "share", "share of municipal-dwelling buyers who came through the introduction programme (in it, or earlier)"),
+    "share_introduction_participants_private_buyers": ("share:new_owners_private_introduction_ever/new_owners_private", "share", "share of private buyers who came through the introduction programme (in it, or earlier)"),
     "municipal_rental_dwellings": ("level:municipal_units", "level", "municipal rental dwellings at the end of the month"),
     "startlan_default_rate": ("ratio:loans_in_default/active_loans", "rate", "share of startlån in default at the end of the month"),
 }

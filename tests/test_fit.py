@@ -1,7 +1,7 @@
 """The committed fit reproduces Drammen's observed figures.
 
 Every target must lie within the simulated 90 % band (posterior predictive: one replication per posterior
-draw), except the documented tolerances below (README, Calibration: "What the fit does not reproduce").
+draw), except the documented tolerances below (README, Calibration: "Where the fit is weakest").
 """
 
 import numpy as np
@@ -13,15 +13,14 @@ from sim.runner import run_replication
 
 from .conftest import DRAMMEN, ROOT
 
-# Known misses, each with the reason and how far off is tolerated (in units of the target's own scale).
+# Targets that sit at the edge of the band (README, Calibration: "Where the fit is weakest"): the model's
+# programme starts a little slower than Drammen's did, so the early counts lie in the top 5-8 % of the simulated
+# distribution and fall just inside or just outside a band estimated from a finite number of draws. Tolerated:
+# at most this far outside (in units of the target's own scale, see sim.targets.scale).
 TOLERATED = {
-    # introduction-programme households cannot carry a loan on the programme benefit in this model
-    ("share_introduction_programme_municipal_buyers", "2015-06"): 2.0,
-    ("share_introduction_programme_private_buyers", "2015-06"): 3.0,
-    # the municipality bought ahead of its sales in 2011-2012; the model buys after each sale
-    ("cumulative_municipal_units_bought", "2012-12"): 3.0,
-    # 2010 is before the programme; other borrowers then are only loosely pinned down
-    ("startlan_disbursed_nok_year", "2010-12"): 2.0,
+    ("cumulative_sales_municipal_to_tenants", "2012-12"): 1.0,
+    ("cumulative_municipal_units_bought", "2012-12"): 1.0,
+    ("share_introduction_participants_private_buyers", "2015-06"): 0.3,
 }
 
 
@@ -32,7 +31,7 @@ def predictive():
     targets = tg.load_targets(ROOT / "calibration" / "targets" / "drammen.csv", loaded.scenario)
     base = sc.with_overrides(loaded.scenario, {"period.end": tg.last_month(targets)})
     sims = []
-    for r, draw in enumerate(loaded.posterior_draws(24, seed=11)):
+    for r, draw in enumerate(loaded.posterior_draws(100, seed=11)):
         s = sc.with_overrides(base, draw)
         sims.append(tg.simulate_all(run_replication(s, 11, r).monthly, s, targets))
     return targets, np.array(sims)

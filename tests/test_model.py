@@ -17,12 +17,15 @@ VARIANTS = {
     "lte_first": {"frame.priority": "lte_first", "frame.yearly_nok": 20_000_000},
     "smallest_first": {"frame.priority": "smallest_loan_first", "frame.yearly_nok": 20_000_000},
     "no_sales": {"programme.sell_to_tenants": False},
-    "no_replacement": {"programme.replacement_ratio": 0.0},
-    "double_replacement": {"programme.replacement_ratio": 2.0},
+    "no_replacement": {"programme.replacement_ratio": 0.0, "programme.replacements_ahead": 0},
+    "double_replacement": {"programme.replacement_ratio": 2.0, "programme.replacements_ahead": 0,
+                           "programme.replacement_delay_months": 3.0},
+    "bought_ahead_only": {"programme.replacement_ratio": 0.0, "programme.replacements_ahead": 10},
     "no_advisers": {"programme.advisers": 0},
     "carry_over": {"frame.carry_over": True, "frame.yearly_nok": 20_000_000},
     "uncertain_rounds": {"frame.rounds": [{"month": 3, "share": 0.5}, {"month": 10, "share": 0.5, "cut_max_share": 1.0}]},
 }
+PROGRAMME_START = "2011-06"  # period.programme_start in scenarios/drammen.toml
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,9 @@ def test_policies_change_outcomes(variant_runs):
     assert sold["no_sales"] == 0
     bought = {k: sum(r.monthly["units_bought"].sum() for r in v) for k, v in variant_runs.items()}
     assert bought["no_replacement"] == 0
+    for rep in variant_runs["bought_ahead_only"]:  # ten dwellings, all in the programme's first month
+        m = rep.monthly.set_index("month")["units_bought"]
+        assert m.sum() == 10 and m[PROGRAMME_START] == 10
     for rep in variant_runs["double_replacement"]:
         m = rep.monthly
         sold, bought_ = m["units_sold"].sum(), m["units_bought"].sum()
@@ -178,3 +184,14 @@ def test_calls_due_in_later_months_fire_at_their_exact_time(short):
     model.env.run(until=50)
     assert [d for d, _ in fired] == [0.25, 0.999, 1.0, 13.7, 40.123456789]
     assert all(now == d for d, now in fired)
+
+
+def test_the_introduction_programme_starts_when_the_household_is_settled(short):
+    """A refugee household's two programme years run from the day it moves into its municipal dwelling."""
+    model = Model(sc.with_overrides(short, {"households.share_immigrant": 1.0,
+                                            "households.share_introduction_programme": 1.0}), streams_for(1, 0))
+    hh = next(model._draw_households(1, True, np.array([5.0]), "tenants"))
+    assert hh.intro_end == 5.0 + short.households.introduction_months  # provisional, from joining the list
+    model.env.run(until=9.5)
+    model._move_in(hh, model._add_dwelling(False, True, False))
+    assert hh.intro_end == 9.5 + short.households.introduction_months

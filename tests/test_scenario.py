@@ -271,10 +271,10 @@ def test_with_overrides(drammen):
     assert drammen.frame.priority == "first_come" and drammen.frame.yearly_nok != 1e8  # the original is untouched
     assert s.programme == drammen.programme  # everything else as it was
     # one entry of a dated table
-    s = sc.with_overrides(drammen, {"frame.yearly_nok@2013": 5e6})
-    assert s.frame.yearly_nok["2013"] == 5e6
-    assert {k: v for k, v in s.frame.yearly_nok.items() if k != "2013"} == \
-           {k: v for k, v in drammen.frame.yearly_nok.items() if k != "2013"}
+    s = sc.with_overrides(drammen, {"frame.yearly_nok@2014": 5e6})
+    assert s.frame.yearly_nok["2014"] == 5e6
+    assert {k: v for k, v in s.frame.yearly_nok.items() if k != "2014"} == \
+           {k: v for k, v in drammen.frame.yearly_nok.items() if k != "2014"}
 
 
 def test_with_overrides_errors(drammen):
