@@ -253,9 +253,20 @@ class Model:
             self.events.append((self.env.now, hh.id if hh else -1, "tenant" if (hh is None or hh.lte) else "other",
                                 event, dwelling.id if dwelling else -1, startlan, grant, price))
 
-    def wait(self, dt: float):
-        self.events_handled += 1
-        return self.env.timeout(max(dt, 0.0))
+    def wait(self, dt: float) -> simpy.Event:
+        """An event a process yields to wait ``dt`` months. Like :meth:`_after`, a wait that ends in a later month
+        joins SimPy's queue only when that month begins."""
+        now = self.env.now
+        t = now + max(dt, 0.0)
+        m = int(t)
+        if m < self.p.n:  # count only what will happen within the run
+            self.events_handled += 1
+        if m > int(now):
+            event = self.env.event()
+            if m < self.p.n:
+                self._later[m].append((t, None, event))
+            return event
+        return self.env.timeout(t - now)
 
     # ------------------------------------------------------------------ set-up
     def _draw_households(self, n: int, lte: bool, arrived: np.ndarray, stream: str) -> Iterator[Household]:
@@ -386,8 +397,12 @@ class Model:
         for m in range(p.n):
             if m > 0:
                 self._record_levels(m - 1)
-            for t, action, args in self._later[m]:  # calls due this month join the event queue
-                self._call_at(t, action, args)
+            for t, action, args in self._later[m]:  # calls and waits due this month join the event queue
+                if action is None:  # a process's wait: its event fires at t
+                    args._ok, args._value = True, None
+                    self.env.schedule(args, simpy.events.NORMAL, t - m)
+                else:
+                    self._call_at(t, action, args)
             self._later[m] = None
             ym = p.start.plus(m)
             year_no = ym.year - p.start.year
@@ -467,13 +482,14 @@ class Model:
         A call due in a later month waits in that month's list and enters SimPy's event queue when its month
         begins (see :meth:`_calendar`). Most are tenants' exits years ahead; kept out of the queue, they do not
         make every queue operation slower, which is what made the cost grow faster than the stock."""
-        self.events_handled += 1
         now = self.env.now
         t = now + max(delay, 0.0)
         m = int(t)
+        if m >= self.p.n:  # after the end of the run: never happens
+            return
+        self.events_handled += 1
         if m > int(now):
-            if m < self.p.n:
-                self._later[m].append((t, action, args))
+            self._later[m].append((t, action, args))
         else:
             self._call_at(t, action, args)
 
