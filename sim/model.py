@@ -312,12 +312,13 @@ class Model:
     def _build_households(start_id: int, n: int, lte: bool, columns: tuple) -> Iterator[Household]:
         """The household objects, built a chunk at a time as they are needed: a household that has not yet
         arrived costs only its row in the arrays, and one that has left is freed."""
+        *attributes, u, duration, price_z, arrived = columns
+        width = u.shape[1] * 8  # bytes in a row of uniforms
         for a in range(0, n, HOUSEHOLD_CHUNK):
             b = min(a + HOUSEHOLD_CHUNK, n)
-            *first, u, duration, price_z, arrived = columns
-            first = [c[a:b].tolist() for c in first]
+            first = [c[a:b].tolist() for c in attributes]
             # a row of uniforms as a compact array of doubles: a third of the memory of a list of floats
-            raw, width = u[a:b].tobytes(), u.shape[1] * 8
+            raw = u[a:b].tobytes()
             rows = [array("d", raw[i:i + width]) for i in range(0, len(raw), width)]
             yield from map(Household, range(start_id + a, start_id + b), [lte] * (b - a), *first, rows,
                            zip(duration[a:b].tolist(), price_z[a:b].tolist()), arrived[a:b].tolist())
@@ -391,7 +392,8 @@ class Model:
 
     # ------------------------------------------------------------------ calendar: month ends, frame rounds
     def _calendar(self):
-        """At each month boundary: record last month's levels, close the year, deliver frame rounds."""
+        """At each month boundary: record last month's levels, queue the calls and waits due in the new month
+        (see :meth:`_after`), close the year, deliver frame rounds."""
         p, f = self.p, self.s.frame
         cuts = self.rng["frame_rounds"].random((p.n // 12 + 2, len(f.rounds)))
         for m in range(p.n):

@@ -180,10 +180,19 @@ def test_calls_due_in_later_months_fire_at_their_exact_time(short):
     fired = []
     for delay in (0.25, 0.999, 1.0, 13.7, 40.123456789):
         model._after(delay, lambda d=delay: fired.append((d, model.env.now)))
+    woke = []
+
+    def sleeper(delay):
+        yield model.wait(delay)
+        woke.append((delay, model.env.now))
+
+    for delay in (0.5, 2.0, 17.25, 49.9, 60.0):  # the last ends after the run: never wakes
+        model.env.process(sleeper(delay))
     model.env.process(model._calendar())
     model.env.run(until=50)
     assert [d for d, _ in fired] == [0.25, 0.999, 1.0, 13.7, 40.123456789]
     assert all(now == d for d, now in fired)
+    assert woke == [(0.5, 0.5), (2.0, 2.0), (17.25, 17.25), (49.9, 49.9)]
 
 
 def test_the_introduction_programme_starts_when_the_household_is_settled(short):
