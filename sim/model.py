@@ -603,7 +603,10 @@ class Model:
         if hh.debt_problems and u[U_DEBT_CLEAR] < prog.debt_clear_probability:
             hh.debt_problems = False
         own = (hh.dwelling.sellable and prog.sell_to_tenants and u[U_OWN] < prog.buy_own_share)
-        outcome = yield from self._buy(hh, attempt, own, price_z)
+        applied = self._apply(hh, own, price_z)
+        if applied is None:
+            return REFUSED
+        outcome = yield from self._buy(hh, attempt, own, *applied)
         return outcome
 
     # ------------------------------------------------------------------ lending, frame and purchase
@@ -638,28 +641,34 @@ class Model:
         return lending.size_financing(price, sl.purchase_costs_share * price, hh.savings_nok, max_loan,
                                       sl.max_share_of_price, eligible, tk.max_share_of_price, tk.max_nok)
 
-    def _buy(self, hh: Household, attempt: int, own: bool, price_z: float):
-        """Apply, wait for the frame, close or search, buy. Returns BOUGHT or REFUSED."""
-        s, p, env = self.s, self.p, self.env
-        prog, u = s.programme, hh.u
-        base = ATTEMPT_BASE + attempt * PER_ATTEMPT
-        now = env.now
+    def _apply(self, hh: Household, own: bool, price_z: float) -> tuple[float, lending.Financing] | None:
+        """The application: debt, ability to pay and the grant budget. Returns (price, financing) with the grant
+        reserved, or None if refused (counted and logged here). Takes no time."""
+        now = self.env.now
         self.count("applications", now)
         if hh.debt_problems:
             self.count("refused_debt", now)
             self.log(hh, "refused_debt")
-            return REFUSED
+            return None
         price = self._price(hh, own, price_z, now)
         fin = self._finance(hh, price, now)
         if not fin.approved:
             self.count("refused_ability_to_pay", now)
             self.log(hh, "refused_ability_to_pay", price=price)
-            return REFUSED
+            return None
         if fin.grant_nok > self.tilskudd_left:
             self.count("refused_grant_budget", now)
             self.log(hh, "refused_grant_budget", grant=fin.grant_nok, price=price)
-            return REFUSED
+            return None
         self.tilskudd_left -= fin.grant_nok
+        return price, fin
+
+    def _buy(self, hh: Household, attempt: int, own: bool, price: float, fin: lending.Financing):
+        """After an approved application: wait for the frame, close or search, buy. Returns BOUGHT or REFUSED."""
+        s, env = self.s, self.env
+        prog, u = s.programme, hh.u
+        base = ATTEMPT_BASE + attempt * PER_ATTEMPT
+        now = env.now
         grant_year = self.frame.year
         app = None
         if fin.startlan_nok > 0:
@@ -808,11 +817,14 @@ class Model:
             yield self.wait(hh.arrived - self.env.now)
             self.count("other_applicants", hh.arrived)
             self.log(hh, "applied")
-            self.env.process(self._other(hh))
+            applied = self._apply(hh, False, hh.draws[1][0])
+            if applied is None:  # most are refused at once: no process needed
+                self.count("other_refused", hh.arrived)
+            else:
+                self.env.process(self._other(hh, *applied))
 
-    def _other(self, hh: Household):
-        price_z = hh.draws[1][0]
-        outcome = yield from self._buy(hh, 0, False, price_z)
+    def _other(self, hh: Household, price: float, fin: lending.Financing):
+        outcome = yield from self._buy(hh, 0, False, price, fin)
         if outcome != BOUGHT:
             self.count("other_refused", self.env.now)
 
