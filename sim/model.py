@@ -220,7 +220,6 @@ class Model:
         self.loans: list[tuple] = []
         # households are not kept once they leave (memory at county scale); what the tables need is recorded
         self.drawn: list[tuple[np.ndarray, ...]] = []  # per batch drawn: ids, is-tenant, arrival time, income
-        self.tenant_households = 0  # tenant households drawn (entered the model, or will by its end)
         self._next_household_id = 0
         self._waiting_spells: list[tuple[float, float]] = []  # (joined, left) the waiting list
         # state
@@ -259,12 +258,12 @@ class Model:
         now = self.env.now
         t = now + max(dt, 0.0)
         m = int(t)
-        if m < self.p.n:  # count only what will happen within the run
-            self.events_handled += 1
+        if m >= self.p.n:  # ends after the run: never fires, and is not counted
+            return self.env.event()
+        self.events_handled += 1
         if m > int(now):
             event = self.env.event()
-            if m < self.p.n:
-                self._later[m].append((t, None, event))
+            self._later[m].append((t, None, event))
             return event
         return self.env.timeout(t - now)
 
@@ -302,8 +301,6 @@ class Model:
         start_id = self._next_household_id
         self._next_household_id += n
         self.drawn.append((np.arange(start_id, start_id + n), np.full(n, lte), arrived.astype(float), income0))
-        if lte:
-            self.tenant_households += n
         columns = (adults, children, immigrant, intro_end, works, income0, savings, debt, u, duration, price_z,
                    arrived)
         return self._build_households(start_id, n, lte, columns)
@@ -866,9 +863,13 @@ class Model:
         self.level["waiting_list"][:] = (np.searchsorted(np.sort(spells[:, 0]), ends, side="left")
                                          - np.searchsorted(np.sort(spells[:, 1]), ends, side="left"))
 
+    @property
+    def tenant_households(self) -> int:
+        """Tenant households drawn: every one enters the model (all arrivals fall within the run)."""
+        return sum(int(lte.sum()) for _, lte, _, _ in self.drawn)
+
     def arrivals_table(self) -> dict[str, np.ndarray]:
         """Every household drawn (tenants and other borrowers): id, group, arrival time, starting income."""
-        cols = zip(*self.drawn) if self.drawn else ([], [], [], [])
-        ids, lte, arrived, income = (np.concatenate(c) if c else np.array([]) for c in map(list, cols))
+        ids, lte, arrived, income = (np.concatenate(column) for column in zip(*self.drawn))
         return {"household_id": ids, "lte": lte, "arrived_t": arrived, "income0_nok": income}
 

@@ -52,11 +52,12 @@ class Replication:
 
 def check_invariants(model: Model) -> dict:
     """The accounting identities of a finished run; raises ModelInvariantError if one fails."""
+    entered = model.tenant_households
     present = len(model.waiting) + model.tenants
     exited = sum(model.exited.values())
     frame_min = float(model.level["frame_remaining_nok"].min()) if model.p.n else 0.0
     facts = {
-        "households_entered": model.tenant_households,
+        "households_entered": entered,
         "households_present": present,
         "households_exited": exited,
         "units_initial": model.s.stock.initial_units,
@@ -66,8 +67,8 @@ def check_invariants(model: Model) -> dict:
         "frame_min_nok": frame_min,
     }
     problems = []
-    if model.tenant_households != present + exited:
-        problems.append(f"households entered {model.tenant_households} != present {present} + exited {exited}")
+    if entered != present + exited:
+        problems.append(f"households entered {entered} != present {present} + exited {exited}")
     if len(model.stock) != model.s.stock.initial_units - model.sold + model.bought:
         problems.append(f"units {len(model.stock)} != initial {model.s.stock.initial_units} - sold {model.sold}"
                         f" + bought {model.bought}")

@@ -62,17 +62,23 @@ def test_points_grid_and_baseline(tiny):
     assert p.scenario.period.end == "2013-06"
 
 
+def _lever_error(tmp_path, patch: str) -> tuple:
+    """Load TINY with its priority lever replaced by ``patch``; the file and the message of the error it must give."""
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace('"frame.priority" = ["first_come", "lte_first"]', patch))
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    return path, str(info.value)
+
+
 @pytest.mark.parametrize("patch, key, rule", [
     ('"frame.yearly_nokk" = [1]', "levers.frame.yearly_nokk", "did you mean"),
     ('"market.price_index" = [1.0]', "levers.market.price_index", "must be policy keys"),
     ('"frame.earmark_lte_share" = [0.5, 1.5]', "frame.earmark_lte_share", "at most 1"),
 ])
 def test_bad_levers(tmp_path, patch, key, rule):
-    path = tmp_path / "bad.toml"
-    path.write_text(TINY.replace('"frame.priority" = ["first_come", "lte_first"]', patch))
-    with pytest.raises(ScenarioError) as info:
-        sw.load(path)
-    assert str(path) in str(info.value) and key in str(info.value) and rule in str(info.value)
+    path, message = _lever_error(tmp_path, patch)
+    assert str(path) in message and key in message and rule in message
 
 
 @pytest.mark.parametrize("patch, key, rule", [
@@ -82,11 +88,8 @@ def test_bad_levers(tmp_path, patch, key, rule):
     ('"frame.earmark_lte_share" = {min = 0.5, max = 0.0}', "levers.frame.earmark_lte_share", "min < max"),
 ])
 def test_bad_lever_specs(tmp_path, patch, key, rule):
-    path = tmp_path / "bad.toml"
-    path.write_text(TINY.replace('"frame.priority" = ["first_come", "lte_first"]', patch))
-    with pytest.raises(ScenarioError) as info:
-        sw.load(path)
-    assert f"{path}: {key}: " in str(info.value) and rule in str(info.value)
+    path, message = _lever_error(tmp_path, patch)
+    assert f"{path}: {key}: " in message and rule in message
 
 
 def test_every_bad_value_reported_under_its_own_key(tmp_path):
