@@ -28,7 +28,8 @@ EARMARKED, GENERAL = "earmarked", "general"
 
 @dataclass(slots=True)
 class Application:
-    """A loan waiting for (or granted by) the frame. ``event`` fires with the application when granted."""
+    """A loan waiting for (or granted by) the frame. A loan that must wait gets an ``event``, which fires with
+    the application when the loan is granted; one granted at once needs none (and SimPy handles no event)."""
 
     key: tuple  # the place in the line: unique, ordered by the priority rule
     amount_nok: float
@@ -37,6 +38,10 @@ class Application:
     event: simpy.Event = None
     pot: str = ""
     year: int = 0
+
+    @property
+    def granted(self) -> bool:
+        return self.pot != ""
 
 
 class Frame:
@@ -80,17 +85,19 @@ class Frame:
         self.level[pot] -= app.amount_nok
         app.pot = pot
         app.year = self.year
-        app.event.succeed(app)
+        if app.event is not None:
+            app.event.succeed(app)
 
     def request(self, amount_nok: float, lte: bool, children: bool) -> Application:
-        """Ask the frame for a loan. ``app.event`` fires when the loan is granted (maybe at once)."""
+        """Ask the frame for a loan: granted at once if it fits, else ``app.event`` fires when it is granted."""
         if not amount_nok > 0:
             raise ValueError(f"a loan must be positive, got {amount_nok}")
-        app = Application(self._key(amount_nok, lte, children), amount_nok, lte, self.env.now, self.env.event())
+        app = Application(self._key(amount_nok, lte, children), amount_nok, lte, self.env.now)
         pot = self._pot_for(app)
         if pot is not None:
             self._grant(app, pot)
         else:
+            app.event = self.env.event()
             i = bisect.bisect_right(self._keys, app.key)
             self._keys.insert(i, app.key)
             self.waiting.insert(i, app)

@@ -12,7 +12,7 @@ def frame(earmark=0.0, priority="first_come", carry_over=False):
 
 
 def granted(app):
-    return app.event.triggered
+    return app.granted
 
 
 def test_a_loan_that_fits_is_granted_at_once_from_the_right_pot():
