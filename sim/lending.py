@@ -7,7 +7,7 @@ hand-worked example. Amounts are NOK; rates are annual and given in percent (4.6
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def _discount(r: float, n: int) -> float:
@@ -69,9 +69,9 @@ def payment_capacity_month(income_after_tax_year: float, living_costs_year_nok: 
     return (income_after_tax_year - living_costs_year_nok - other_debt_year_nok) / 12.0
 
 
-@dataclass(frozen=True, slots=True)
-class Financing:
-    """How a purchase is financed. All amounts NOK; ``approved`` is False if no plan closes the gap."""
+class Financing(NamedTuple):
+    """How a purchase is financed. All amounts NOK; ``approved`` is False if no plan closes the gap.
+    (An immutable tuple: the model sizes thousands of these a run, and a tuple is the cheapest to make.)"""
 
     approved: bool
     startlan_nok: float = 0.0
