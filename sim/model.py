@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import bisect
 import gc
+import itertools
 import math
+import operator
 from array import array
 from collections import deque
 from collections.abc import Iterator
@@ -64,10 +66,13 @@ U_ADVICE, U_DROPOUT, U_PRICE, U_SEARCH, U_FRAME_PATIENCE = range(5)
 PER_ATTEMPT = 5
 MAX_ATTEMPTS = 4
 HOUSEHOLD_CHUNK = 4096
+FEED_BATCH = 512  # at most this many of a month's due events wait in SimPy's heap at once (see Model._feed)
 N_UNIFORMS = ATTEMPT_BASE + PER_ATTEMPT * MAX_ATTEMPTS
 
 # Stream names, in a fixed order: each is spawned from the replication's seed by its index.
 STREAMS = ("stock", "tenants", "arrivals", "other_borrowers", "frame_rounds")
+
+_time_of = operator.itemgetter(0)
 
 # Outcomes of one attempt at buying.
 BOUGHT, REFUSED, DROPPED = "bought", "refused", "dropped"
@@ -99,11 +104,11 @@ class Household:
     """A household; ``lte`` is True for municipal tenants, False for other startlån borrowers."""
 
     __slots__ = ("id", "lte", "adults", "children", "immigrant", "intro_end", "works_after_intro",
-                 "income0_nok", "savings_nok", "debt_problems", "u", "draws", "arrived", "give_up_at",
+                 "income0_nok", "savings_nok", "debt_problems", "u", "arrived", "give_up_at",
                  "dwelling", "exit_at")
 
     def __init__(self, id, lte, adults, children, immigrant, intro_end, works_after_intro,
-                 income0_nok, savings_nok, debt_problems, u, draws, arrived):
+                 income0_nok, savings_nok, debt_problems, u, arrived):
         self.id = id
         self.lte = lte
         self.adults = adults
@@ -116,11 +121,29 @@ class Household:
         self.savings_nok = savings_nok
         self.debt_problems = debt_problems
         self.u = u  # the household's uniforms, one column per decision (see U_*)
-        self.draws = draws  # (advice duration in months per attempt, standard normal for the price per attempt)
         self.arrived = arrived
         self.give_up_at = math.inf
         self.dwelling = None
         self.exit_at = math.inf
+
+
+class _Due:
+    """An event that succeeds, with no value, when SimPy's loop reaches the time it was scheduled for.
+
+    It is what ``simpy.Timeout`` does, made as cheaply as an object can be: SimPy's loop (``Environment.step``)
+    reads only an event's ``callbacks`` and ``_ok``, and a process that yields it (``Process._resume``) only
+    ``callbacks``, ``_ok`` and ``_value``. Every wait and timed call of the model is one of these, so its cost
+    is paid tens of thousands of times a run. Unlike a timeout it can be made before it is scheduled: a wait
+    due in a later month joins the event queue only when that month begins (see :meth:`Model._after`).
+    tests/test_model.py checks that processes and calls wake at their exact times with this SimPy version.
+    """
+
+    __slots__ = ("callbacks",)
+    _ok = True
+    _value = None
+
+    def __init__(self, callbacks: list):
+        self.callbacks = callbacks
 
 
 class Advisers:
@@ -207,16 +230,19 @@ class Model:
         self.p = Params(scenario)
         self.rng = streams
         self.env = simpy.Environment()
-        n = self.p.n
+        self.n = n = self.p.n
+        self.this_month = 0  # int(env.now), kept by the calendar (which runs first at each month boundary)
         # flows are plain lists while running (cheaper to update one element than a numpy array), arrays after
         self.flow = {name: [0.0] * n for name in FLOWS}
         self.level = {name: np.zeros(n) for name in LEVELS}
         self._loans_diff = np.zeros(n + 1)  # +1 when a loan starts, -1 when it ends
         self._default_diff = np.zeros(n + 1)
-        self.events_handled = 0
+        self.events_handled = 0  # every event SimPy handles for this run (tests check it against its loop)
         self.record_events = record_events
         self.events: list[tuple] = []
-        self._later: list[list | None] = [[] for _ in range(n)]  # calls due in month m, queued when it begins
+        # (t, action, args) due in month m, queued when it begins; a wait is (t, None, its event)
+        self._later: list[list | None] = [[] for _ in range(n)]
+        self._newcomers: list[tuple] = []  # (arrival times, their households, the call that receives them)
         self.loans: list[tuple] = []
         # households are not kept once they leave (memory at county scale); what the tables need is recorded
         self.drawn: list[tuple[np.ndarray, ...]] = []  # per batch drawn: ids, is-tenant, arrival time, income
@@ -242,30 +268,44 @@ class Model:
         self._next_dwelling_id = 0
 
     # ------------------------------------------------------------------ bookkeeping
+    def _process(self, generator) -> simpy.Process:
+        """Start a process. SimPy handles an event to start it, counted here, and one when it ends, counted
+        where the generator returns."""
+        self.events_handled += 1
+        return self.env.process(generator)
+
     def count(self, name: str, t: float, amount: float = 1.0) -> None:
+        """Count a flow in the month of time t (a time decided now may lie ahead; the last month takes what
+        falls after the end)."""
         m = int(t)
-        self.flow[name][m if m < self.p.n else self.p.n - 1] += amount
+        self.flow[name][m if m < self.n else self.n - 1] += amount
+
+    def tally(self, name: str, amount: float = 1.0) -> None:
+        """Count a flow now: in the current month."""
+        self.flow[name][self.this_month] += amount
 
     def log(self, hh: Household | None, event: str, dwelling: Dwelling | None = None,
-            startlan: float = 0.0, grant: float = 0.0, price: float = 0.0) -> None:
+            startlan: float = 0.0, grant: float = 0.0, price: float = 0.0, at: float | None = None) -> None:
+        """Record an event (when asked to): now, or at a later time ``at`` decided now."""
         if self.record_events:
-            self.events.append((self.env.now, hh.id if hh else -1, "tenant" if (hh is None or hh.lte) else "other",
+            self.events.append((self.env.now if at is None else at, hh.id if hh else -1, "tenant" if (hh is None or hh.lte) else "other",
                                 event, dwelling.id if dwelling else -1, startlan, grant, price))
 
     def wait(self, dt: float) -> simpy.Event:
         """An event a process yields to wait ``dt`` months. Like :meth:`_after`, a wait that ends in a later month
         joins SimPy's queue only when that month begins."""
         now = self.env.now
-        t = now + max(dt, 0.0)
+        t = now + dt if dt > 0.0 else now
         m = int(t)
-        if m >= self.p.n:  # ends after the run: never fires, and is not counted
+        if m >= self.n:  # ends after the run: never fires, and is not counted
             return self.env.event()
         self.events_handled += 1
-        if m > int(now):
-            event = self.env.event()
+        event = _Due([])
+        if m > self.this_month:
             self._later[m].append((t, None, event))
-            return event
-        return self.env.timeout(t - now)
+        else:
+            self.env.schedule(event, simpy.events.NORMAL, t - now)
+        return event
 
     # ------------------------------------------------------------------ set-up
     def _draw_households(self, n: int, lte: bool, arrived: np.ndarray, stream: str) -> Iterator[Household]:
@@ -297,19 +337,17 @@ class Model:
         debt = u[:, U_DEBT] < debt_share
         works = u[:, U_WORK] < s.households.work_after_introduction_probability
         intro_end = np.where(intro, arrived + s.households.introduction_months, -np.inf)
-        duration, price_z = self._attempt_draws(u, lte)
         start_id = self._next_household_id
         self._next_household_id += n
         self.drawn.append((np.arange(start_id, start_id + n), np.full(n, lte), arrived.astype(float), income0))
-        columns = (adults, children, immigrant, intro_end, works, income0, savings, debt, u, duration, price_z,
-                   arrived)
+        columns = (adults, children, immigrant, intro_end, works, income0, savings, debt, u, arrived)
         return self._build_households(start_id, n, lte, columns)
 
     @staticmethod
     def _build_households(start_id: int, n: int, lte: bool, columns: tuple) -> Iterator[Household]:
         """The household objects, built a chunk at a time as they are needed: a household that has not yet
         arrived costs only its row in the arrays, and one that has left is freed."""
-        *attributes, u, duration, price_z, arrived = columns
+        *attributes, u, arrived = columns
         width = u.shape[1] * 8  # bytes in a row of uniforms
         for a in range(0, n, HOUSEHOLD_CHUNK):
             b = min(a + HOUSEHOLD_CHUNK, n)
@@ -318,20 +356,14 @@ class Model:
             raw = u[a:b].tobytes()
             rows = [array("d", raw[i:i + width]) for i in range(0, len(raw), width)]
             yield from map(Household, range(start_id + a, start_id + b), [lte] * (b - a), *first, rows,
-                           zip(duration[a:b].tolist(), price_z[a:b].tolist()), arrived[a:b].tolist())
+                           arrived[a:b].tolist())
 
-    def _attempt_draws(self, u: np.ndarray, lte: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Advice durations (months) and price draws (standard normal) for every attempt, by inverse CDF,
-        vectorised. Only tenants are advised, so other borrowers get no durations (their columns are drawn,
-        and unused)."""
+    def _advice_months(self, u: float) -> float:
+        """An advice duration (months) from a uniform: gamma with the scenario's mean and coefficient of variation.
+        Computed when an attempt starts, since most households never start one."""
         prog = self.s.programme
-        cols = [ATTEMPT_BASE + a * PER_ATTEMPT for a in range(MAX_ATTEMPTS)]
-        z = special.ndtri(u[:, [c + U_PRICE for c in cols]])
-        if not lte:
-            return np.full(z.shape, np.nan), z
         shape = 1.0 / prog.advice_months_cv ** 2
-        scale = prog.advice_months_mean / shape
-        return special.gammaincinv(shape, u[:, [c + U_ADVICE for c in cols]]) * scale, z
+        return float(special.gammaincinv(shape, u) * (prog.advice_months_mean / shape))
 
     def _arrival_times(self, per_year: np.ndarray, stream: str, t0: float = 0.0) -> np.ndarray:
         """A Poisson process with a rate that changes by month: counts per month, times within it."""
@@ -371,11 +403,14 @@ class Model:
                                         np.zeros(s.households.initial_waiting_list), "tenants")
         for hh in waiting:
             self._join_waiting_list(hh)
+        # newcomers, in order of arrival: each becomes a call at its time when its month begins (see _calendar)
         arrivals = self._arrival_times(p.arrivals_per_year, "arrivals")
-        self.env.process(self._arrivals(arrivals))
         other = self._arrival_times(p.other_per_year, "other_borrowers")
-        self.env.process(self._other_borrowers(other))
-        self.env.process(self._calendar())
+        self._newcomers = [
+            (arrivals, self._draw_households(len(arrivals), True, arrivals, "tenants"), self._arrive),
+            (other, self._draw_households(len(other), False, other, "other_borrowers"), self._other_applies),
+        ]
+        self._process(self._calendar())
         if s.programme.replacements_ahead > 0 and p.programme_start < p.n:
             self._after(p.programme_start, self._buy_ahead)
 
@@ -394,15 +429,18 @@ class Model:
         p, f = self.p, self.s.frame
         cuts = self.rng["frame_rounds"].random((p.n // 12 + 2, len(f.rounds)))
         for m in range(p.n):
+            self.this_month = m
             if m > 0:
                 self._record_levels(m - 1)
-            for t, action, args in self._later[m]:  # calls and waits due this month join the event queue
-                if action is None:  # a process's wait: its event fires at t
-                    args._ok, args._value = True, None
-                    self.env.schedule(args, simpy.events.NORMAL, t - m)
-                else:
-                    self._call_at(t, action, args)
+            # the calls and waits due this month, and the month's newcomers, join the event queue (see _feed)
+            due = self._later[m]
             self._later[m] = None
+            for times, households, action in self._newcomers:
+                for hh in itertools.islice(households, np.searchsorted(times, m + 1.0) - np.searchsorted(times, m)):
+                    self.events_handled += 1
+                    due.append((hh.arrived, action, (hh,)))
+            due.sort(key=_time_of)  # stable: equal times keep the order they were asked for
+            self._feed(due, 0)
             ym = p.start.plus(m)
             year_no = ym.year - p.start.year
             if ym.month == 1 or m == 0:
@@ -419,12 +457,33 @@ class Model:
                     self.frame.add(amount)
             yield self._month_boundary()
 
+    def _feed(self, due: list, start: int) -> None:
+        """Move the next ``FEED_BATCH`` of the month's due calls and waits (sorted by time) into SimPy's queue; if
+        more remain, come back (an urgent event, before anything else at that instant) when the first of them
+        is due.
+
+        So SimPy's heap holds at most a batch of them at a time, however large the stock: at county scale a
+        month has tens of thousands, and every push and pop on a heap that size costs more (measured in
+        benchmarks/). Pushed in order of time, each joins the heap at its end, and the events are made in the
+        order they will be handled, which keeps memory access local."""
+        now = self.env.now
+        schedule = self.env.schedule
+        end = start + FEED_BATCH
+        for t, action, args in due[start:end]:
+            if action is not None:
+                args = _Due([lambda _event, action=action, args=args: action(*args)])
+            schedule(args, simpy.events.NORMAL, t - now)
+        if end < len(due):
+            self.events_handled += 1
+            schedule(_Due([lambda _event: self._feed(due, end)]), simpy.events.URGENT, due[end][0] - now)
+
     def _month_boundary(self) -> simpy.Event:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
-        exclude what happens exactly at the boundary (which flows count in the new month)."""
-        self.events_handled += 1
-        event = self.env.event()
-        event._ok, event._value = True, None
+        exclude what happens exactly at the boundary (which flows count in the new month). The boundary at the
+        end of the run is never handled (the run stops first), so it is not counted."""
+        if self.env.now + 1.0 < self.n:
+            self.events_handled += 1
+        event = _Due([])
         self.env.schedule(event, simpy.events.URGENT, 1.0)
         return event
 
@@ -442,13 +501,10 @@ class Model:
         self.flow["rent_income_nok"][m] = lv["rent_roll_nok_month"][m]  # the month's rent, at the month-end roll
 
     # ------------------------------------------------------------------ waiting list and letting
-    def _arrivals(self, times: np.ndarray):
-        hhs = self._draw_households(len(times), True, times, "tenants")
-        for hh in hhs:
-            yield self.wait(hh.arrived - self.env.now)
-            self.count("arrivals", hh.arrived)
-            self.log(hh, "arrived")
-            self._join_waiting_list(hh)
+    def _arrive(self, hh: Household) -> None:
+        self.count("arrivals", hh.arrived)
+        self.log(hh, "arrived")
+        self._join_waiting_list(hh)
 
     def _join_waiting_list(self, hh: Household) -> None:
         hh.give_up_at = self.env.now - self.s.households.waiting_patience_months * math.log1p(-hh.u[U_PATIENCE])
@@ -482,18 +538,15 @@ class Model:
         begins (see :meth:`_calendar`). Most are tenants' exits years ahead; kept out of the queue, they do not
         make every queue operation slower, which is what made the cost grow faster than the stock."""
         now = self.env.now
-        t = now + max(delay, 0.0)
+        t = now + delay if delay > 0.0 else now
         m = int(t)
-        if m >= self.p.n:  # after the end of the run: never happens
+        if m >= self.n:  # after the end of the run: never happens
             return
         self.events_handled += 1
-        if m > int(now):
+        if m > self.this_month:
             self._later[m].append((t, action, args))
         else:
-            self._call_at(t, action, args)
-
-    def _call_at(self, t: float, action, args: tuple) -> None:
-        self.env.timeout(t - self.env.now).callbacks.append(lambda _event: action(*args))
+            self.env.schedule(_Due([lambda _event: action(*args)]), simpy.events.NORMAL, t - now)
 
     def _schedule_relet(self, d: Dwelling) -> None:
         self._after(self.s.stock.relet_delay_months, self._relet, d)
@@ -518,13 +571,18 @@ class Model:
             self._waiting_spells.append((max(hh.arrived, 0.0), now))
             if hh.intro_end > -math.inf:  # a refugee starts the introduction programme when settled, i.e. now
                 hh.intro_end = now + self.s.households.introduction_months
-            self.count("moved_in", now)
+            self.tally("moved_in")
             self.log(hh, "moved_in", d)
         screen_at = p.screening_time(max(now, p.programme_start), -math.log1p(-hh.u[U_SCREEN]))
         if screen_at < hh.exit_at and screen_at < p.n:
-            self._after(screen_at - now, self._screen, hh)
-        else:  # most tenants: nothing happens until they leave, so no process is needed
-            self._leave_when_due(hh)
+            if hh.u[U_POTENTIAL] < p.potential_share[int(screen_at)]:
+                self._after(screen_at - now, self._refer, hh)
+                return
+            # screened and not referred: nothing changes, so it is counted now for its month, without an event
+            self.count("screened", screen_at)
+            self.log(hh, "screened", at=screen_at)
+        # most tenants: nothing happens until they leave, so no process is needed
+        self._leave_when_due(hh)
 
     def _leave_when_due(self, hh: Household) -> None:
         """Leave by another route at the household's exit time, if that falls within the run."""
@@ -540,22 +598,19 @@ class Model:
 
     def _exit_other_route(self, hh: Household) -> None:
         self._schedule_relet(self._vacate(hh))
-        self.count("exits_other_routes", self.env.now)
+        self.tally("exits_other_routes")
         self.exited["other_route"] += 1
         self.log(hh, "exited")
 
     # ------------------------------------------------------------------ the programme
-    def _screen(self, hh: Household) -> None:
-        """Screening: a referred tenant starts the programme; the others carry on as ordinary tenants."""
-        p, now = self.p, self.env.now
-        self.count("screened", now)
+    def _refer(self, hh: Household) -> None:
+        """Screening found ownership potential (decided at move-in, see :meth:`_move_in`): the programme starts."""
+        now = self.env.now
+        self.tally("screened")
         self.log(hh, "screened")
-        if hh.u[U_POTENTIAL] < p.potential_share[p.month(now)]:
-            self.count("referred", now)
-            self.log(hh, "referred")
-            self.env.process(self._programme(hh))
-        else:
-            self._leave_when_due(hh)
+        self.tally("referred")
+        self.log(hh, "referred")
+        self._process(self._programme(hh))
 
     def _programme(self, hh: Household):
         """Up to max_attempts of advice and buying; without a purchase, an ordinary tenant again."""
@@ -563,19 +618,21 @@ class Model:
         for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS)):
             outcome = yield from self._attempt(hh, attempt)
             if outcome == BOUGHT:
-                return
+                break
             if outcome == DROPPED or self.env.now + prog.reapply_after_months >= hh.exit_at:
+                outcome = DROPPED
                 break
             yield self.wait(prog.reapply_after_months)
-        # no purchase: leaves by another route when its time comes (which may be after the end)
-        self._leave_when_due(hh)
+        if outcome != BOUGHT:  # no purchase: leaves by another route when its time comes (maybe after the end)
+            self._leave_when_due(hh)
+        self.events_handled += 1  # the process's end, which SimPy handles as an event
 
     def _attempt(self, hh: Household, attempt: int):
         """Advice, application, frame, purchase. Returns BOUGHT, REFUSED or DROPPED."""
         prog = self.s.programme
         u = hh.u
         base = ATTEMPT_BASE + attempt * PER_ATTEMPT
-        duration, price_z = hh.draws[0][attempt], hh.draws[1][attempt]
+        duration = self._advice_months(u[base + U_ADVICE])
         if self.advisers is None:
             return DROPPED
         place = self.advisers.request()
@@ -583,7 +640,7 @@ class Model:
             yield place
             self.events_handled += 1
         self.in_advice += 1
-        self.count("advice_started", self.env.now)
+        self.tally("advice_started")
         self.log(hh, "advice_started")
         u_drop = u[base + U_DROPOUT]
         dropped = u_drop < prog.dropout_probability
@@ -591,43 +648,45 @@ class Model:
         self.in_advice -= 1
         self.advisers.release()
         if dropped:
-            self.count("advice_dropped", self.env.now)
+            self.tally("advice_dropped")
             self.log(hh, "advice_dropped")
             return DROPPED
-        self.count("advice_completed", self.env.now)
+        self.tally("advice_completed")
         self.log(hh, "advice_completed")
         hh.savings_nok += prog.saving_during_advice_nok_month * duration
         if hh.debt_problems and u[U_DEBT_CLEAR] < prog.debt_clear_probability:
             hh.debt_problems = False
         own = (hh.dwelling.sellable and prog.sell_to_tenants and u[U_OWN] < prog.buy_own_share)
-        applied = self._apply(hh, own, price_z)
+        applied = self._apply(hh, own, u[base + U_PRICE])
         if applied is None:
             return REFUSED
         outcome = yield from self._buy(hh, attempt, own, *applied)
         return outcome
 
     # ------------------------------------------------------------------ lending, frame and purchase
-    def income_nok_year(self, hh: Household, t: float) -> float:
-        """What the household earns at time t: the introduction benefit while in the programme (and after it, if
-        it does not find work), else its own income, both indexed."""
-        m = self.p.month(t)
-        if t < hh.intro_end or (hh.intro_end > -math.inf and not hh.works_after_intro):
+    def income_nok_year(self, hh: Household) -> float:
+        """What the household earns now: the introduction benefit while in the programme (and after it, if it
+        does not find work), else its own income, both indexed."""
+        m = self.this_month
+        if self.env.now < hh.intro_end or (hh.intro_end > -math.inf and not hh.works_after_intro):
             return self.s.households.introduction_income_nok_year * hh.adults * self.p.income_index[m]
         return hh.income0_nok * self.p.income_index[m]
 
-    def _price(self, hh: Household, own: bool, price_z: float, t: float) -> float:
-        m = self.p.month(t)
+    def _price(self, hh: Household, own: bool, u_price: float) -> float:
+        """The price now: the tenant's own dwelling at its indexed value, or a private home, log-normal around
+        the market price for its size (from the household's uniform for this attempt)."""
+        m = self.this_month
         if own:
             return hh.dwelling.value0_nok * self.p.price_index[m]
         mk = self.s.market
         base = mk.private_price_family_nok if hh.children > 0 else mk.private_price_small_nok
-        return base * self.p.price_index[m] * math.exp(mk.price_sigma_log * price_z)
+        return base * self.p.price_index[m] * math.exp(mk.price_sigma_log * special.ndtri(u_price))
 
-    def _finance(self, hh: Household, price: float, t: float) -> lending.Financing:
+    def _finance(self, hh: Household, price: float) -> lending.Financing:
         s, p = self.s, self.p
         sl, tk = s.startlan, s.tilskudd
-        m = p.month(t)
-        income = self.income_nok_year(hh, t)
+        m = self.this_month
+        income = self.income_nok_year(hh)
         living = lending.living_costs_year(hh.adults, hh.children, sl.living_adult_nok_year,
                                            sl.living_child_nok_year, sl.living_household_nok_year) * p.cost_index[m]
         other_debt = sl.other_debt_nok_year * p.cost_index[m] if hh.debt_problems else 0.0
@@ -638,23 +697,23 @@ class Model:
         return lending.size_financing(price, sl.purchase_costs_share * price, hh.savings_nok, max_loan,
                                       sl.max_share_of_price, eligible, tk.max_share_of_price, tk.max_nok)
 
-    def _apply(self, hh: Household, own: bool, price_z: float) -> tuple[float, lending.Financing] | None:
+    def _apply(self, hh: Household, own: bool, u_price: float) -> tuple[float, lending.Financing] | None:
         """The application: debt, ability to pay and the grant budget. Returns (price, financing) with the grant
         reserved, or None if refused (counted and logged here). Takes no time."""
         now = self.env.now
-        self.count("applications", now)
+        self.tally("applications")
         if hh.debt_problems:
-            self.count("refused_debt", now)
+            self.tally("refused_debt")
             self.log(hh, "refused_debt")
             return None
-        price = self._price(hh, own, price_z, now)
-        fin = self._finance(hh, price, now)
+        price = self._price(hh, own, u_price)
+        fin = self._finance(hh, price)
         if not fin.approved:
-            self.count("refused_ability_to_pay", now)
+            self.tally("refused_ability_to_pay")
             self.log(hh, "refused_ability_to_pay", price=price)
             return None
         if fin.grant_nok > self.tilskudd_left:
-            self.count("refused_grant_budget", now)
+            self.tally("refused_grant_budget")
             self.log(hh, "refused_grant_budget", grant=fin.grant_nok, price=price)
             return None
         self.tilskudd_left -= fin.grant_nok
@@ -670,18 +729,20 @@ class Model:
         app = None
         if fin.startlan_nok > 0:
             app = self.frame.request(fin.startlan_nok, hh.lte, hh.children > 0)
-            if not app.event.triggered:
+            if not app.granted:
                 self.log(hh, "frame_queued", startlan=fin.startlan_nok)
                 patience = -s.frame.patience_months * math.log1p(-u[base + U_FRAME_PATIENCE])
                 self._after(patience, self._give_up_frame, app)
-                if (yield app.event) is None:  # gave up before the loan was granted
-                    self.count("frame_gave_up", env.now)
+                granted = yield app.event
+                self.events_handled += 1
+                if granted is None:  # gave up before the loan was granted
+                    self.tally("frame_gave_up")
                     self.log(hh, "frame_gave_up", startlan=fin.startlan_nok)
                     if self.frame.year == grant_year:
                         self.tilskudd_left += fin.grant_nok
                     return REFUSED
-            self.count("frame_approved", env.now)
-            self.count("frame_wait_months_sum", env.now, env.now - now)
+            self.tally("frame_approved")
+            self.tally("frame_wait_months_sum", env.now - now)
             self.log(hh, "frame_approved", startlan=fin.startlan_nok)
         if own:
             yield self.wait(prog.closing_months_own)
@@ -696,7 +757,7 @@ class Model:
                     self.frame.refund(app)
                 if self.frame.year == grant_year:
                     self.tilskudd_left += fin.grant_nok
-                self.count("search_failed", env.now)
+                self.tally("search_failed")
                 self.log(hh, "search_failed")
                 return REFUSED
         self._complete_purchase(hh, own, price, fin)
@@ -711,20 +772,20 @@ class Model:
         now = self.env.now
         if hh.lte:
             route = "municipal" if own else "private"
-            self.count(f"new_owners_{route}", now)
+            self.tally(f"new_owners_{route}")
             if hh.immigrant:
-                self.count(f"new_owners_{route}_immigrant", now)
+                self.tally(f"new_owners_{route}_immigrant")
             if hh.intro_end > -math.inf:
-                self.count(f"new_owners_{route}_introduction_ever", now)
+                self.tally(f"new_owners_{route}_introduction_ever")
                 if now < hh.intro_end:
-                    self.count(f"new_owners_{route}_introduction", now)
+                    self.tally(f"new_owners_{route}_introduction")
             d = self._vacate(hh)
             self.exited["owner"] += 1
             if own:
                 del self.stock[d.id]
                 self.sold += 1
-                self.count("units_sold", now)
-                self.count("units_sold_value_nok", now, price)
+                self.tally("units_sold")
+                self.tally("units_sold_value_nok", price)
                 self.log(hh, "bought_municipal", d, fin.startlan_nok, fin.grant_nok, price)
                 self._schedule_replacements(hh, d)
             else:
@@ -735,13 +796,12 @@ class Model:
         self._disburse(hh, fin, price)
 
     def _schedule_replacements(self, hh: Household, sold: Dwelling) -> None:
-        ratio = self.p.replacement_ratio[self.p.month(self.env.now)]
+        ratio = self.p.replacement_ratio[self.this_month]
         n = int(ratio) + (1 if hh.u[U_REPLACE] < ratio - int(ratio) else 0)
         if n:
-            self.env.process(self._replace(sold, n))
+            self._after(self.s.programme.replacement_delay_months, self._replace, sold, n)
 
-    def _replace(self, sold: Dwelling, n: int):
-        yield self.wait(self.s.programme.replacement_delay_months)
+    def _replace(self, sold: Dwelling, n: int) -> None:
         for _ in range(n):
             self._buy_dwelling(sold.family, sold.sellable, sold.dedicated)
 
@@ -756,10 +816,10 @@ class Model:
     def _buy_dwelling(self, family: bool, sellable: bool, dedicated: bool) -> None:
         now = self.env.now
         d = self._add_dwelling(family, sellable, dedicated)
-        cost = d.value0_nok * self.p.price_index[self.p.month(now)]
+        cost = d.value0_nok * self.p.price_index[self.this_month]
         self.bought += 1
-        self.count("units_bought", now)
-        self.count("units_bought_cost_nok", now, cost)
+        self.tally("units_bought")
+        self.tally("units_bought_cost_nok", cost)
         self.log(None, "unit_bought", d, price=cost)
         self._schedule_relet(d)
 
@@ -767,21 +827,21 @@ class Model:
         """Pay out the loan and grant; decide now (from the household's own draw) if and when it defaults."""
         p, sl = self.p, self.s.startlan
         now = self.env.now
-        m = p.month(now)
+        m = self.this_month
         group = "lte" if hh.lte else "other"
         if fin.grant_nok > 0:
-            self.count("tilskudd_grants", now)
-            self.count("tilskudd_nok", now, fin.grant_nok)
-        self.count("bank_loan_nok", now, fin.bank_loan_nok)
+            self.tally("tilskudd_grants")
+            self.tally("tilskudd_nok", fin.grant_nok)
+        self.tally("bank_loan_nok", fin.bank_loan_nok)
         if fin.startlan_nok <= 0:
             return
-        self.count("startlan_loans", now)
-        self.count("startlan_nok", now, fin.startlan_nok)
-        self.count(f"startlan_loans_{group}", now)
-        self.count(f"startlan_nok_{group}", now, fin.startlan_nok)
+        self.tally("startlan_loans")
+        self.tally("startlan_nok", fin.startlan_nok)
+        self.tally(f"startlan_loans_{group}")
+        self.tally(f"startlan_nok_{group}", fin.startlan_nok)
         rate = p.rate_pct[m] + sl.municipal_margin_points
         payment = lending.annuity_payment_month(fin.borrowed_nok, rate, sl.term_years)
-        burden = payment / max(self.income_nok_year(hh, now) / 12.0, 1.0)
+        burden = payment / max(self.income_nok_year(hh) / 12.0, 1.0)
         hazard = lending.default_hazard_year(sl.default_base_per_year, burden, sl.default_reference_burden,
                                              sl.default_burden_elasticity)
         default_at = now - 12.0 * math.log1p(-hh.u[U_DEFAULT]) / hazard if hazard > 0 else math.inf
@@ -808,22 +868,20 @@ class Model:
                            settle_at if settle_at < p.n else math.nan, loss if settle_at < p.n else 0.0))
 
     # ------------------------------------------------------------------ other startlån borrowers
-    def _other_borrowers(self, times: np.ndarray):
-        hhs = self._draw_households(len(times), False, times, "other_borrowers")
-        for hh in hhs:
-            yield self.wait(hh.arrived - self.env.now)
-            self.count("other_applicants", hh.arrived)
-            self.log(hh, "applied")
-            applied = self._apply(hh, False, hh.draws[1][0])
-            if applied is None:  # most are refused at once: no process needed
-                self.count("other_refused", hh.arrived)
-            else:
-                self.env.process(self._other(hh, *applied))
+    def _other_applies(self, hh: Household) -> None:
+        self.count("other_applicants", hh.arrived)
+        self.log(hh, "applied")
+        applied = self._apply(hh, False, hh.u[ATTEMPT_BASE + U_PRICE])
+        if applied is None:  # most are refused at once: no process needed
+            self.count("other_refused", hh.arrived)
+        else:
+            self._process(self._other(hh, *applied))
 
     def _other(self, hh: Household, price: float, fin: lending.Financing):
         outcome = yield from self._buy(hh, 0, False, price, fin)
         if outcome != BOUGHT:
-            self.count("other_refused", self.env.now)
+            self.tally("other_refused")
+        self.events_handled += 1  # the process's end
 
     # ------------------------------------------------------------------ run
     def run(self) -> "Model":

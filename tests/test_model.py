@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import simpy
 
 from sim import scenario as sc
 from sim.model import Model
@@ -204,3 +205,41 @@ def test_the_introduction_programme_starts_when_the_household_is_settled(short):
     model.env.run(until=9.5)
     model._move_in(hh, model._add_dwelling(False, True, False))
     assert hh.intro_end == 9.5 + short.households.introduction_months
+
+
+class _CountingEnvironment(simpy.Environment):
+    """SimPy's environment, counting the events its loop handles."""
+
+    def __init__(self):
+        super().__init__()
+        self.handled = 0
+
+    def step(self):
+        self.handled += 1
+        super().step()
+
+
+@pytest.mark.parametrize("name", ["baseline", "tiny_frame", "earmark", "no_advisers", "double_replacement"])
+def test_the_event_count_is_every_event_simpy_handles(short, name, monkeypatch):
+    """The benchmark's event rate rests on the model's own counter: it must equal what SimPy's loop handles
+    (waits, calls, process starts and ends, advisers' places, frame grants and give-ups), less the one event
+    that stops the run."""
+    monkeypatch.setattr(simpy, "Environment", _CountingEnvironment)
+    model = Model(sc.with_overrides(short, VARIANTS[name]), streams_for(2, 0)).run()
+    assert model.events_handled == model.env.handled - 1
+    assert model.events_handled > 10_000
+
+
+def test_flows_counted_now_fall_in_the_month_of_now(short, monkeypatch):
+    """The calendar keeps the current month (``this_month``) so flows need not compute it: it must always be
+    the month of SimPy's clock, including at the boundaries."""
+    checked = []
+
+    def tally(self, name, amount=1.0):
+        assert self.this_month == int(self.env.now), (name, self.env.now, self.this_month)
+        checked.append(name)
+        self.flow[name][self.this_month] += amount
+
+    monkeypatch.setattr(Model, "tally", tally)
+    Model(sc.with_overrides(short, VARIANTS["tiny_frame"]), streams_for(2, 0)).run()
+    assert len(checked) > 5_000 and {"moved_in", "advice_started", "frame_gave_up"} <= set(checked)
