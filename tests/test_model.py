@@ -243,3 +243,24 @@ def test_flows_counted_now_fall_in_the_month_of_now(short, monkeypatch):
     monkeypatch.setattr(Model, "tally", tally)
     Model(sc.with_overrides(short, VARIANTS["tiny_frame"]), streams_for(2, 0)).run()
     assert len(checked) > 5_000 and {"moved_in", "advice_started", "frame_gave_up"} <= set(checked)
+
+
+def test_feeding_a_month_in_small_batches_changes_nothing_but_the_count(short, monkeypatch):
+    """A month's due events reach SimPy's heap in batches (``FEED_BATCH``, large enough that Drammen never needs
+    a second). With tiny batches every month is fed in many steps: the tables must be the same (events at the
+    same instant may be listed in another order), and each extra step is one more event handled."""
+    import sim.model
+
+    default = run_replication(short, seed=5, replication=0, record_events=True)
+    monkeypatch.setattr(sim.model, "FEED_BATCH", 7)
+    monkeypatch.setattr(simpy, "Environment", _CountingEnvironment)
+    model = Model(short, streams_for(5, 0), record_events=True).run()
+    assert model.events_handled == model.env.handled - 1
+    assert model.events_handled > default.events_handled + 500  # the refills
+    small = run_replication(short, seed=5, replication=0, record_events=True)
+    pd.testing.assert_frame_equal(small.monthly, default.monthly)
+    pd.testing.assert_frame_equal(small.loans, default.loans)
+    def in_order(events):
+        return events.sort_values(list(events.columns), kind="stable").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(in_order(small.events), in_order(default.events))
