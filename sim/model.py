@@ -16,10 +16,12 @@ recorded at each month end. Nothing here touches pandas or the file system.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
 import itertools
 import math
 import operator
+import weakref
 from array import array
 from collections import deque
 from collections.abc import Iterator
@@ -76,6 +78,21 @@ _time_of = operator.itemgetter(0)
 
 # Outcomes of one attempt at buying.
 BOUGHT, REFUSED, DROPPED = "bought", "refused", "dropped"
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Pause Python's cyclic garbage collector, and restore it after. A run creates millions of short-lived
+    objects and no garbage cycles that matter while it runs; the collector would re-scan every live household
+    again and again, a cost that grows faster than the stock (measured in benchmarks/). Reference counting still
+    frees everything as usual. Nested use keeps it paused until the outermost ends."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def poisson_ppf(q: np.ndarray, mu: float) -> np.ndarray:
@@ -232,6 +249,10 @@ class Model:
         self.env = simpy.Environment()
         self.n = n = self.p.n
         self.this_month = 0  # int(env.now), kept by the calendar (which runs first at each month boundary)
+        h = scenario.households  # read on every move-in and arrival
+        self._patience_months = h.waiting_patience_months
+        self._exit_rate_month = h.exit_rate_per_year / 12.0
+        self._introduction_months = h.introduction_months
         # flows are plain lists while running (cheaper to update one element than a numpy array), arrays after
         self.flow = {name: [0.0] * n for name in FLOWS}
         self.level = {name: np.zeros(n) for name in LEVELS}
@@ -243,6 +264,7 @@ class Model:
         # (t, action, args) due in month m, queued when it begins; a wait is (t, None, its event)
         self._later: list[list | None] = [[] for _ in range(n)]
         self._newcomers: list[tuple] = []  # (arrival times, their households, the call that receives them)
+        self._running: weakref.WeakSet = weakref.WeakSet()  # the processes' generators not yet finished
         self.loans: list[tuple] = []
         # households are not kept once they leave (memory at county scale); what the tables need is recorded
         self.drawn: list[tuple[np.ndarray, ...]] = []  # per batch drawn: ids, is-tenant, arrival time, income
@@ -272,6 +294,7 @@ class Model:
         """Start a process. SimPy handles an event to start it, counted here, and one when it ends, counted
         where the generator returns."""
         self.events_handled += 1
+        self._running.add(generator)
         return self.env.process(generator)
 
     def count(self, name: str, t: float, amount: float = 1.0) -> None:
@@ -507,7 +530,7 @@ class Model:
         self._join_waiting_list(hh)
 
     def _join_waiting_list(self, hh: Household) -> None:
-        hh.give_up_at = self.env.now - self.s.households.waiting_patience_months * math.log1p(-hh.u[U_PATIENCE])
+        hh.give_up_at = self.env.now - self._patience_months * math.log1p(-hh.u[U_PATIENCE])
         if self.vacant:
             self._move_in(hh, self.vacant.popleft())
         else:
@@ -530,15 +553,13 @@ class Model:
             self.events.append((hh.give_up_at, hh.id, "tenant", "gave_up_waiting", -1, 0.0, 0.0, 0.0))
         hh.exit_at = hh.give_up_at
 
-    def _after(self, delay: float, action, *args) -> None:
-        """Call ``action(*args)`` after ``delay`` months: a bare timeout with a callback, cheaper than a process
-        for a single step (re-letting, leaving, screening, giving up).
+    def _at(self, t: float, action, *args) -> None:
+        """Call ``action(*args)`` at time ``t`` (now at the earliest): an event with a callback, cheaper than a
+        process for a single step (re-letting, leaving, referral, giving up).
 
         A call due in a later month waits in that month's list and enters SimPy's event queue when its month
         begins (see :meth:`_calendar`). Most are tenants' exits years ahead; kept out of the queue, they do not
         make every queue operation slower, which is what made the cost grow faster than the stock."""
-        now = self.env.now
-        t = now + delay if delay > 0.0 else now
         m = int(t)
         if m >= self.n:  # after the end of the run: never happens
             return
@@ -546,7 +567,12 @@ class Model:
         if m > self.this_month:
             self._later[m].append((t, action, args))
         else:
-            self.env.schedule(_Due([lambda _event: action(*args)]), simpy.events.NORMAL, t - now)
+            now = self.env.now
+            self.env.schedule(_Due([lambda _event: action(*args)]), simpy.events.NORMAL, t - now if t > now else 0.0)
+
+    def _after(self, delay: float, action, *args) -> None:
+        """Call ``action(*args)`` after ``delay`` months (see :meth:`_at`)."""
+        self._at(self.env.now + delay if delay > 0.0 else self.env.now, action, *args)
 
     def _schedule_relet(self, d: Dwelling) -> None:
         self._after(self.s.stock.relet_delay_months, self._relet, d)
@@ -560,23 +586,23 @@ class Model:
 
     def _move_in(self, hh: Household, d: Dwelling, announce: bool = True) -> None:
         """A household moves in; its exit and screening times follow from its own draws."""
-        p = self.p
+        p, u = self.p, hh.u
         now = self.env.now
         hh.dwelling = d
         self.tenants += 1
         self.rent_roll0 += d.rent0_nok
-        rate = self.s.households.exit_rate_per_year / 12.0
-        hh.exit_at = now - math.log1p(-hh.u[U_EXIT]) / rate if rate > 0 else math.inf
+        rate = self._exit_rate_month
+        hh.exit_at = exit_at = now - math.log1p(-u[U_EXIT]) / rate if rate > 0 else math.inf
         if announce:  # (the initial tenants moved in before the start)
-            self._waiting_spells.append((max(hh.arrived, 0.0), now))
+            self._waiting_spells.append((hh.arrived if hh.arrived > 0.0 else 0.0, now))
             if hh.intro_end > -math.inf:  # a refugee starts the introduction programme when settled, i.e. now
-                hh.intro_end = now + self.s.households.introduction_months
+                hh.intro_end = now + self._introduction_months
             self.tally("moved_in")
             self.log(hh, "moved_in", d)
-        screen_at = p.screening_time(max(now, p.programme_start), -math.log1p(-hh.u[U_SCREEN]))
-        if screen_at < hh.exit_at and screen_at < p.n:
-            if hh.u[U_POTENTIAL] < p.potential_share[int(screen_at)]:
-                self._after(screen_at - now, self._refer, hh)
+        screen_at = p.screening_time(now if now > p.programme_start else p.programme_start, -math.log1p(-u[U_SCREEN]))
+        if screen_at < exit_at and screen_at < self.n:
+            if u[U_POTENTIAL] < p.potential_share[int(screen_at)]:
+                self._at(screen_at, self._refer, hh)
                 return
             # screened and not referred: nothing changes, so it is counted now for its month, without an event
             self.count("screened", screen_at)
@@ -586,8 +612,8 @@ class Model:
 
     def _leave_when_due(self, hh: Household) -> None:
         """Leave by another route at the household's exit time, if that falls within the run."""
-        if hh.exit_at < self.p.n:
-            self._after(hh.exit_at - self.env.now, self._exit_other_route, hh)
+        if hh.exit_at < self.n:
+            self._at(hh.exit_at, self._exit_other_route, hh)
 
     def _vacate(self, hh: Household) -> Dwelling:
         d = hh.dwelling
@@ -885,20 +911,25 @@ class Model:
 
     # ------------------------------------------------------------------ run
     def run(self) -> "Model":
-        # The run creates millions of short-lived objects and no garbage cycles that matter while it runs; the
-        # cyclic collector would re-scan every live household again and again, a cost that grows faster than the
-        # stock (measured in benchmarks/). It is paused for the run and restored after; reference counting still
-        # frees everything as usual.
-        collector_was_on = gc.isenabled()
-        gc.disable()
-        try:
-            self._setup()
-            self.env.run(until=float(self.p.n))
-            self._finish()
-        finally:
-            if collector_was_on:
-                gc.enable()
+        """Run to the end of the period, with the cyclic garbage collector paused (see :func:`collector_paused`).
+        At the end the processes still waiting are closed, so the finished model holds no reference cycles and
+        is freed by reference counting as soon as it is dropped."""
+        with collector_paused():
+            try:
+                self._setup()
+                self.env.run(until=float(self.p.n))
+                self._finish()
+            finally:
+                self._close()
         return self
+
+    def _close(self) -> None:
+        """Close the processes that are still waiting (in a queue, or for a time after the end): a suspended
+        generator holds the model (``self``) and is held by the event it waits on, a cycle only the collector
+        could free."""
+        for generator in list(self._running):
+            generator.close()
+        self._newcomers = []  # holds bound methods of the model
 
     def _finish(self) -> None:
         n = self.p.n

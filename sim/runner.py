@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from sim.model import FLOWS, LEVELS, STREAMS, Model
+from sim.model import FLOWS, LEVELS, STREAMS, Model, collector_paused
 from sim.scenario import Scenario
 from sim.timeline import YearMonth, iso_date, month_labels
 
@@ -83,7 +83,15 @@ def check_invariants(model: Model) -> dict:
 
 def run_replication(scenario: Scenario, seed: int, replication: int, record_events: bool = False) -> Replication:
     """Run one replication and return its tables. Pure: same inputs, same tables."""
-    model = Model(scenario, streams_for(seed, replication), record_events=record_events).run()
+    # The collector stays paused until the model is freed (by reference counting, see Model.run): resumed
+    # earlier, its next pass would scan every object of the finished model once more.
+    with collector_paused():
+        return _tables(Model(scenario, streams_for(seed, replication), record_events=record_events).run(),
+                       scenario, replication, record_events)
+
+
+def _tables(model: Model, scenario: Scenario, replication: int, record_events: bool) -> Replication:
+    """The tidy tables of a finished run."""
     facts = check_invariants(model)
     start = YearMonth.parse(scenario.period.start)
     n = model.p.n

@@ -264,3 +264,23 @@ def test_feeding_a_month_in_small_batches_changes_nothing_but_the_count(short, m
         return events.sort_values(list(events.columns), kind="stable").reset_index(drop=True)
 
     pd.testing.assert_frame_equal(in_order(small.events), in_order(default.events))
+
+
+@pytest.mark.parametrize("name", ["baseline", "tiny_frame"])
+def test_a_finished_model_is_freed_by_reference_counting(short, name):
+    """A run leaves no reference cycle through the model (processes still waiting are closed at the end), so it
+    is freed as soon as it is dropped, without a pass of the cyclic collector over all its objects."""
+    import gc
+    import weakref
+
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        model = Model(sc.with_overrides(short, VARIANTS[name]), streams_for(1, 0)).run()
+        assert model.advisers.queue and (model.frame.waiting or name == "baseline")  # processes left waiting
+        dropped = weakref.ref(model)
+        del model
+        assert dropped() is None
+    finally:
+        if was_on:
+            gc.enable()
