@@ -115,25 +115,37 @@ def portfolio(loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
 
 
 def tilskudd_writedown(loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
-    """Per replication and year: grant written down, and not yet written down at year end."""
+    """Per replication and year: grant written down, and not yet written down at year end.
+
+    A grant paid in month m0 is written down evenly over the scenario's years from that month. The months are
+    summed over grants in the order of the loans table (the same sums, to the last bit, as adding one grant at
+    a time), for all replications at once."""
     n = scenario.period.n_months
     months = int(round(scenario.tilskudd.writedown_years * 12))
     years = pd.period_range(start=scenario.period.start, periods=n, freq="M").year
-    rows = []
-    for r, g in loans.groupby("replication"):
-        grants = g[g["tilskudd_nok"] > 0]
-        written = np.zeros(n)
-        outstanding = np.zeros(n)
-        for t, amount in zip(grants["t"], grants["tilskudd_nok"]):
-            m0 = int(np.floor(t))
+    reps = np.sort(loans["replication"].unique()) if len(loans) else np.array([], dtype=int)
+    written = np.zeros((len(reps), n))
+    outstanding = np.zeros((len(reps), n))
+    grants = loans[loans["tilskudd_nok"] > 0]
+    if len(grants):
+        span = np.arange(n)
+        for i, r in enumerate(reps):
+            g = grants[grants["replication"] == r]
+            if not len(g):
+                continue
+            m0 = np.floor(g["t"].to_numpy(float)).astype(int)[:, None]
+            amount = g["tilskudd_nok"].to_numpy(float)[:, None]
             per_month = amount / months
-            span = np.arange(n)
             done = np.clip(span - m0 + 1, 0, months)  # months written down by the end of each month
-            written += np.where((span >= m0) & (span < m0 + months), per_month, 0.0)
-            outstanding += np.where(span >= m0, amount - done * per_month, 0.0)
-        df = pd.DataFrame({"replication": r, "year": years, "written": written, "outstanding": outstanding})
-        rows.append(df.groupby(["replication", "year"]).agg(written=("written", "sum"), outstanding=("outstanding", "last")))
-    return pd.concat(rows).reset_index() if rows else pd.DataFrame(columns=["replication", "year", "written", "outstanding"])
+            # a running sum down the grants adds them one at a time, in order (np.sum would pair them up)
+            written[i] = np.cumsum(np.where((span >= m0) & (span < m0 + months), per_month, 0.0), axis=0)[-1]
+            outstanding[i] = np.cumsum(np.where(span >= m0, amount - done * per_month, 0.0), axis=0)[-1]
+    if not len(reps):
+        return pd.DataFrame(columns=["replication", "year", "written", "outstanding"])
+    df = pd.DataFrame({"replication": np.repeat(reps, n), "year": np.tile(years, len(reps)),
+                       "written": written.ravel(), "outstanding": outstanding.ravel()})
+    return df.groupby(["replication", "year"]).agg(written=("written", "sum"), outstanding=("outstanding", "last")) \
+        .reset_index()
 
 
 def budget_by_replication(yearly: pd.DataFrame, loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
