@@ -405,21 +405,23 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
         if progress:
             progress(0, len(tasks))
         done = 0
+        gathered = _RunTables(sweep, runs, order)
         for key, yearly_csv, loans_csv in executor.map_unordered(run_task, tasks):
             # loans first: a run counts as done once its (complete) yearly file exists
             _write_durably(runs / f"{key}.loans.csv", loans_csv.encode())
             _write_durably(runs / f"{key}.yearly.csv", yearly_csv.encode())
+            gathered.add(key, yearly_csv, loans_csv)
             done += 1
             if progress:
                 progress(done, len(tasks))
 
-        result = _assemble(sweep, folder, order)
+        result = _assemble(sweep, folder, order, gathered)
         with outputs.AtomicWriter(folder) as w:
             w.table("points.csv", result.points, dialect)
             w.table("runs.csv", pd.DataFrame(order, columns=["point", "replication", "run_id"]), dialect)
             w.table("yearly.csv", result.yearly, dialect)
             w.table("comparison.csv", result.comparison, dialect)
-            w.table("budget.csv", budget_table(sweep, folder, order, result.yearly), dialect)
+            w.table("budget.csv", gathered.budget(), dialect)
             w.json("manifest.json", {
                 "sweep_name": sweep.name, "sweep_file": str(sweep.file), "base_file": str(sweep.base_file),
                 "sweep_file_sha256": hashlib.sha256(sweep.file.read_bytes()).hexdigest(),
@@ -475,11 +477,67 @@ def points_table(sweep: Sweep) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _assemble(sweep: Sweep, folder: Path, order: list[tuple[int, int, str]]) -> SweepResult:
-    """Build the sweep's tables from the run files on disk (so a resumed sweep gives identical files)."""
+class _RunTables:
+    """Each run's yearly and loans tables, and each point's budget, gathered for the sweep's own tables.
+
+    A run finished in this sweep is parsed from the text just written to its files, as it arrives, while the
+    workers go on computing; a point's budget is worked out as soon as its last run is in, so little is left
+    for the end. A run finished before (a resumed sweep) is read from its files. Either way the tables come
+    from the same bytes, so the sweep's files are identical however it was run or resumed."""
+
+    def __init__(self, sweep: Sweep, runs: Path, order: list[tuple[int, int, str]]):
+        self.sweep, self.runs = sweep, runs
+        self.scenario_of = {p.id: p.scenario for p in sweep.points}
+        self.keys = {p.id: [key for point, _, key in order if point == p.id] for p in sweep.points}
+        self.points_of: dict[str, list[int]] = {}
+        for point, _, key in order:
+            self.points_of.setdefault(key, []).append(point)
+        self.missing = {point: len(set(keys)) for point, keys in self.keys.items()}
+        self.tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+        self.budgets: dict[int, pd.DataFrame] = {}
+
+    def add(self, key: str, yearly_csv: str, loans_csv: str) -> None:
+        if key in self.tables:
+            return
+        self.tables[key] = (pd.read_csv(io.StringIO(yearly_csv)), pd.read_csv(io.StringIO(loans_csv)))
+        for point in set(self.points_of[key]):
+            self.missing[point] -= 1
+            if self.missing[point] == 0:
+                self.budgets[point] = self._point_budget(point)
+                for k in self.keys[point]:  # a run's loans are needed no more once its points' budgets are done
+                    if all(self.missing[other] == 0 for other in self.points_of[k]):
+                        self.tables[k] = (self.tables[k][0], None)
+
+    def get(self, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(yearly, loans) of a run: gathered, or read from its files."""
+        if key not in self.tables:
+            self.tables[key] = tuple(pd.read_csv(self.runs / f"{key}.{what}.csv") for what in ("yearly", "loans"))
+        return self.tables[key]
+
+    def _point_budget(self, point: int) -> pd.DataFrame:
+        from sim.budget import budget_by_replication
+
+        runs = [self.get(k) for k in self.keys[point]]
+        yearly = pd.concat([y for y, _ in runs], ignore_index=True)
+        loans = pd.concat([lo for _, lo in runs], ignore_index=True)
+        per_rep = budget_by_replication(yearly, loans, self.scenario_of[point])
+        per_rep.insert(0, "point", point)
+        return per_rep
+
+    def budget(self) -> pd.DataFrame:
+        """budget.csv of the sweep: the budget of every point (mean and 90 % band per year)."""
+        from sim.budget import budget_summary
+
+        parts = [self.budgets[p.id] if p.id in self.budgets else self._point_budget(p.id) for p in self.sweep.points]
+        return budget_summary(pd.concat(parts, ignore_index=True), keys=("point", "year"))
+
+
+def _assemble(sweep: Sweep, folder: Path, order: list[tuple[int, int, str]], gathered: _RunTables) -> SweepResult:
+    """Build the sweep's tables from the runs' tables (parsed from their files' text, so a resumed sweep gives
+    identical files)."""
     parts = []
     for point, _, key in order:
-        df = pd.read_csv(folder / "runs" / f"{key}.yearly.csv")
+        df = gathered.get(key)[0].copy()
         df.insert(0, "point", point)
         parts.append(df)
     table = pd.concat(parts, ignore_index=True)
@@ -532,15 +590,3 @@ def load_runs(folder: str | Path, what: str = "loans") -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def budget_table(sweep: Sweep, folder: Path, order: list[tuple[int, int, str]], table: pd.DataFrame) -> pd.DataFrame:
-    """budget.csv of a sweep: the budget of every point (mean and 90 % band per year), from the run files."""
-    from sim.budget import budget_by_replication, budget_summary
-
-    parts = []
-    for p in sweep.points:
-        keys = [key for point, _, key in order if point == p.id]
-        loans = pd.concat([pd.read_csv(folder / "runs" / f"{k}.loans.csv") for k in keys], ignore_index=True)
-        per_rep = budget_by_replication(table[table["point"] == p.id].drop(columns="point"), loans, p.scenario)
-        per_rep.insert(0, "point", p.id)
-        parts.append(per_rep)
-    return budget_summary(pd.concat(parts, ignore_index=True), keys=("point", "year"))

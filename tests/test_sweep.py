@@ -36,7 +36,7 @@ samples = 2
 baseline = {{ "frame.yearly_nok" = 150_000_000 }}
 '''
 
-FILES = ("points.csv", "yearly.csv", "comparison.csv")
+FILES = ("points.csv", "yearly.csv", "comparison.csv", "budget.csv", "runs.csv")
 
 
 @pytest.fixture()
