@@ -137,23 +137,22 @@ class AtomicWriter:
 def tidy_numbers(df: pd.DataFrame) -> pd.DataFrame:
     """Whole numbers as integers, NOK rounded to whole kroner, other decimals to 6 places.
 
-    Rounding makes the files identical across machines whose last floating-point bit may differ.
+    Rounding makes the files identical across machines whose last floating-point bit may differ. All float
+    columns are rounded and checked at once (column by column, pandas' per-call overhead made this a quarter of
+    the time of a short sweep run).
     """
-    out = df.copy()
-    for col in out.columns:
-        s = out[col]
-        if not pd.api.types.is_float_dtype(s):
-            continue
-        if col.endswith("_nok") or "_nok_" in col or col.startswith("nok"):
-            s = s.round(0)
-        else:
-            s = s.round(6)
-        finite = s.dropna()
-        if len(finite) == len(s) and np.all(np.mod(finite, 1) == 0) and (finite.abs() < 2**53).all():
-            out[col] = s.astype("int64")
-        else:
-            out[col] = s.where(s != 0, 0.0)  # no "-0"
-    return out
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    if not floats:
+        return df.copy()
+    values = df[floats].to_numpy(dtype=np.float64, na_value=np.nan)
+    nok = np.array([c.endswith("_nok") or "_nok_" in c or c.startswith("nok") for c in floats])
+    rounded = np.where(nok, np.round(values, 0), np.round(values, 6))
+    with np.errstate(invalid="ignore"):
+        whole = ~np.isnan(rounded).any(axis=0) & (np.mod(rounded, 1) == 0).all(axis=0) \
+            & (np.abs(rounded) < 2**53).all(axis=0)
+    tidy = {c: (rounded[:, k].astype("int64") if whole[k] else np.where(rounded[:, k] != 0, rounded[:, k], 0.0))
+            for k, c in enumerate(floats)}  # (the last: no "-0")
+    return pd.DataFrame({c: tidy[c] if c in tidy else df[c] for c in df.columns}, index=df.index)
 
 
 def guard_formulas(df: pd.DataFrame) -> pd.DataFrame:

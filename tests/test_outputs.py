@@ -1,5 +1,6 @@
 """Output tables: required columns, yearly = sum of monthly, summary percentiles, dialects, formula guard."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,3 +59,25 @@ def test_atomic_writer_leaves_nothing_on_failure(tmp_path):
             w.table("a.csv", pd.DataFrame({"x": [1]}))
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tidy_numbers_by_hand():
+    """NOK to whole kroner, other decimals to six places, whole columns as integers, no "-0", text untouched."""
+    df = pd.DataFrame({
+        "price_nok": [1_000_000.4, -0.4, 2.6],        # whole kroner, then integers
+        "share": [0.12345678, -0.0000001, 0.5],       # six places; -0.0000001 rounds to -0.0, written 0
+        "count": [1.0, 2.0, 3.0],                     # whole: integers
+        "wait": [1.5, np.nan, 2.0],                   # a gap: stays decimal
+        "huge": [2.0**60, 1.0, 0.0],                  # beyond exact integers in a double: stays decimal
+        "label": ["a", "b", "c"],
+        "n": [1, 2, 3],
+    }, index=[5, 6, 7])
+    out = outputs.tidy_numbers(df)
+    assert list(out.columns) == list(df.columns) and list(out.index) == [5, 6, 7]
+    assert out["price_nok"].tolist() == [1_000_000, 0, 3] and out["price_nok"].dtype == "int64"
+    assert out["share"].tolist() == [0.123457, 0.0, 0.5] and str(out["share"].iloc[1]) == "0.0"
+    assert out["count"].dtype == "int64" and out["count"].tolist() == [1, 2, 3]
+    assert out["wait"].iloc[0] == 1.5 and np.isnan(out["wait"].iloc[1])
+    assert out["huge"].dtype == "float64"
+    assert out["label"].tolist() == ["a", "b", "c"] and out["n"].tolist() == [1, 2, 3]
+    assert df["price_nok"].iloc[0] == 1_000_000.4  # the input is not changed
