@@ -9,7 +9,6 @@ Every evaluation is the mean over the sweep's replications, with the same seeds 
 
 from __future__ import annotations
 
-import io
 import warnings
 from typing import Callable
 
@@ -20,7 +19,7 @@ from scipy.stats import qmc
 from sim import scenario as sc
 from sim.compare import period_totals
 from sim.errors import ScenarioError, UserError
-from sim.sweep import Sweep, baseline_levers, run_task, uncertainty_overrides
+from sim.sweep import Sweep, baseline_levers, uncertainty_overrides, yearly_task
 
 OUTCOMES = ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "tilskudd_nok", "loss_nok")
 
@@ -78,8 +77,8 @@ def run_sensitivity(sweep: Sweep, samples: int, executor, progress: Callable[[in
     tasks = [((j, r), s, sweep.seed, r) for j, s in enumerate(scenarios) for r in range(sweep.replications)]
     per_run = np.zeros((len(outcomes), len(scenarios), sweep.replications))
     done = 0
-    for (j, r), yearly_csv, _ in executor.map_unordered(run_task, tasks):
-        totals = period_totals(pd.read_csv(io.StringIO(yearly_csv)), outcomes)
+    for (j, r), table in executor.map_unordered(yearly_task, tasks):
+        totals = period_totals(table, outcomes)
         per_run[:, j, r] = [float(totals[o].iloc[0]) for o in outcomes]
         done += 1
         if progress:

@@ -342,14 +342,34 @@ def run_id(scenario: sc.Scenario, seed: int, replication: int) -> str:
     return h.hexdigest()[:24]
 
 
-def run_task(task: tuple) -> tuple[str, str, str]:
-    """One (point, replication): run it and return its yearly and loans tables as CSV text.
+def run_task(task: tuple) -> tuple[str, str, str, pd.DataFrame, pd.DataFrame]:
+    """One (point, replication): run it and return its yearly and loans tables as CSV text (for its files) and,
+    read back from that text, its yearly table and its budget (see :func:`_read_back`), so that the process
+    collecting the runs has little to do but write them.
 
     A module-level function of plain data, so any executor (a process pool, Dask) can run it.
     """
     key, scenario, seed, replication = task
     rep = run_replication(scenario, seed, replication)
-    return key, _csv_text(yearly(rep.monthly)), _csv_text(rep.loans)
+    yearly_csv, loans_csv = _csv_text(yearly(rep.monthly)), _csv_text(rep.loans)
+    return (key, yearly_csv, loans_csv, *_read_back(scenario, yearly_csv, loans_csv))
+
+
+def yearly_task(task: tuple) -> tuple[Any, pd.DataFrame]:
+    """One run for a sensitivity analysis: its yearly table, rounded as in a sweep's files (read back from the
+    same text, so the figures are the sweep's)."""
+    key, scenario, seed, replication = task
+    rep = run_replication(scenario, seed, replication)
+    return key, pd.read_csv(io.StringIO(_csv_text(yearly(rep.monthly))))
+
+
+def _read_back(scenario: sc.Scenario, yearly_csv: str, loans_csv: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A run's yearly table and its budget by year, as the sweep's tables use them: computed from the text of
+    the run's files, so a run read back from disk (a resumed sweep) gives the same tables to the last bit."""
+    from sim.budget import budget_by_replication
+
+    table = pd.read_csv(io.StringIO(yearly_csv))
+    return table, budget_by_replication(table.copy(), pd.read_csv(io.StringIO(loans_csv)), scenario)
 
 
 def _csv_text(df: pd.DataFrame) -> str:
@@ -406,11 +426,11 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
             progress(0, len(tasks))
         done = 0
         gathered = _RunTables(sweep, runs, order)
-        for key, yearly_csv, loans_csv in executor.map_unordered(run_task, tasks):
+        for key, yearly_csv, loans_csv, table, budget in executor.map_unordered(run_task, tasks):
             # loans first: a run counts as done once its (complete) yearly file exists
             _write_durably(runs / f"{key}.loans.csv", loans_csv.encode())
             _write_durably(runs / f"{key}.yearly.csv", yearly_csv.encode())
-            gathered.add(key, yearly_csv, loans_csv)
+            gathered.add(key, table, budget)
             done += 1
             if progress:
                 progress(done, len(tasks))
@@ -478,62 +498,40 @@ def points_table(sweep: Sweep) -> pd.DataFrame:
 
 
 class _RunTables:
-    """Each run's yearly and loans tables, and each point's budget, gathered for the sweep's own tables.
-
-    A run finished in this sweep is parsed from the text just written to its files, as it arrives, while the
-    workers go on computing; a point's budget is worked out as soon as its last run is in, so little is left
-    for the end. A run finished before (a resumed sweep) is read from its files. Either way the tables come
-    from the same bytes, so the sweep's files are identical however it was run or resumed."""
+    """Each run's yearly table and budget, for the sweep's own tables: as the workers sent them, or, for a run
+    finished before (a resumed sweep), read back from its files (see :func:`_read_back`)."""
 
     def __init__(self, sweep: Sweep, runs: Path, order: list[tuple[int, int, str]]):
         self.sweep, self.runs = sweep, runs
-        self.scenario_of = {p.id: p.scenario for p in sweep.points}
         self.keys = {p.id: [key for point, _, key in order if point == p.id] for p in sweep.points}
-        self.points_of: dict[str, list[int]] = {}
-        for point, _, key in order:
-            self.points_of.setdefault(key, []).append(point)
-        self.missing = {point: len(set(keys)) for point, keys in self.keys.items()}
+        scenario_of = {p.id: p.scenario for p in sweep.points}
+        self.scenario_of_key = {key: scenario_of[point] for point, _, key in order}
         self.tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
-        self.budgets: dict[int, pd.DataFrame] = {}
 
-    def add(self, key: str, yearly_csv: str, loans_csv: str) -> None:
-        if key in self.tables:
-            return
-        self.tables[key] = (pd.read_csv(io.StringIO(yearly_csv)), pd.read_csv(io.StringIO(loans_csv)))
-        for point in set(self.points_of[key]):
-            self.missing[point] -= 1
-            if self.missing[point] == 0:
-                self.budgets[point] = self._point_budget(point)
-                for k in self.keys[point]:  # a run's loans are needed no more once its points' budgets are done
-                    if all(self.missing[other] == 0 for other in self.points_of[k]):
-                        self.tables[k] = (self.tables[k][0], None)
+    def add(self, key: str, table: pd.DataFrame, budget: pd.DataFrame) -> None:
+        self.tables[key] = (table, budget)
 
     def get(self, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(yearly, loans) of a run: gathered, or read from its files."""
+        """(yearly, budget) of a run."""
         if key not in self.tables:
-            self.tables[key] = tuple(pd.read_csv(self.runs / f"{key}.{what}.csv") for what in ("yearly", "loans"))
+            texts = [(self.runs / f"{key}.{what}.csv").read_text(encoding="utf-8") for what in ("yearly", "loans")]
+            self.tables[key] = _read_back(self.scenario_of_key[key], *texts)
         return self.tables[key]
-
-    def _point_budget(self, point: int) -> pd.DataFrame:
-        from sim.budget import budget_by_replication
-
-        runs = [self.get(k) for k in self.keys[point]]
-        yearly = pd.concat([y for y, _ in runs], ignore_index=True)
-        loans = pd.concat([lo for _, lo in runs], ignore_index=True)
-        per_rep = budget_by_replication(yearly, loans, self.scenario_of[point])
-        per_rep.insert(0, "point", point)
-        return per_rep
 
     def budget(self) -> pd.DataFrame:
         """budget.csv of the sweep: the budget of every point (mean and 90 % band per year)."""
         from sim.budget import budget_summary
 
-        parts = [self.budgets[p.id] if p.id in self.budgets else self._point_budget(p.id) for p in self.sweep.points]
+        parts = []
+        for p in self.sweep.points:
+            per_rep = pd.concat([self.get(k)[1] for k in self.keys[p.id]], ignore_index=True)
+            per_rep.insert(0, "point", p.id)
+            parts.append(per_rep)
         return budget_summary(pd.concat(parts, ignore_index=True), keys=("point", "year"))
 
 
 def _assemble(sweep: Sweep, folder: Path, order: list[tuple[int, int, str]], gathered: _RunTables) -> SweepResult:
-    """Build the sweep's tables from the runs' tables (parsed from their files' text, so a resumed sweep gives
+    """Build the sweep's tables from the runs' tables (read from their files' text, so a resumed sweep gives
     identical files)."""
     parts = []
     for point, _, key in order:
