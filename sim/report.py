@@ -300,7 +300,7 @@ def render(folder: str | Path) -> Path:
     if not isinstance(manifest, dict) or not ("sweep_name" in manifest or "scenario" in manifest):
         raise UserError(f"{manifest_path}: not the manifest of lte run or lte sweep (no 'scenario' or 'sweep_name')")
     is_sweep = "sweep_name" in manifest
-    needed = ("yearly.csv", "points.csv") if is_sweep else ("yearly.csv", "budget.csv")
+    needed = ("yearly.csv", "points.csv", "comparison.csv") if is_sweep else ("yearly.csv", "budget.csv")
     missing = [f for f in needed if not (folder / f).is_file()]
     if missing:
         raise UserError(f"{folder}: not a finished {'sweep' if is_sweep else 'run'} folder "
@@ -323,7 +323,7 @@ def render(folder: str | Path) -> Path:
                      f"baseline point is {html.escape(base_words)}. The full list is points.csv.</p>"
                      + _table(pd.DataFrame(lever_rows, columns=["lever", "meaning", "values"]), text=True))
         charts = sweep_charts(yearly, points, manifest.get("levers", []))
-        totals = _sweep_differences(yearly, points, manifest.get("levers", []))
+        totals = _sweep_differences(outputs.read_csv(folder / "comparison.csv"), points, manifest.get("levers", []))
         parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
                      "paired difference from the baseline point with a 90 % interval: if the interval does not "
                      "contain 0, the difference is not the model's randomness. New owners: households; startlån "
@@ -378,21 +378,18 @@ def render(folder: str | Path) -> Path:
     return folder / "report.html"
 
 
-def _sweep_differences(yearly: pd.DataFrame, points: pd.DataFrame, levers: list[str]) -> pd.DataFrame:
-    """Per point: the lever values, each outcome's mean and its paired difference from the baseline point."""
-    from sim.compare import paired_difference
-
+def _sweep_differences(comparison: pd.DataFrame, points: pd.DataFrame, levers: list[str]) -> pd.DataFrame:
+    """Per point: the lever values, and each outcome's mean and its paired difference from the baseline point over
+    the whole period, as the sweep's comparison.csv gives them (its ``year`` 0 rows)."""
     levers = [c for c in levers if c in points.columns]
-    base_of = {r["sample"]: r["point"] for r in points.to_dict("records") if r["baseline"]}
+    whole = comparison[comparison["year"] == 0].set_index(["point", "outcome"])
     rows = []
     outcomes = [c for c, *_ in SWEEP_OUTCOMES]
     words = {"new_owners": "new owners", "startlan_nok": "startlån", "frame_gave_up": "gave up waiting",
              "frame_expired_nok": "frame unused", "loss_nok": "losses"}
     for rec_in in points.to_dict("records"):
         row = pd.Series(rec_in)
-        a = period_totals(yearly[yearly["point"] == row.point])
-        b = period_totals(yearly[yearly["point"] == base_of[row["sample"]]])
-        d = paired_difference(a, b, outcomes)
+        d = whole.loc[row.point].loc[outcomes].reset_index()
         rec = {"point": row.point}
         rec.update({k.split(".")[-1]: rec_in[k] for k in levers})
         rec["baseline"] = "baseline" if row.baseline else ""

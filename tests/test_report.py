@@ -55,6 +55,10 @@ replications = 2
     assert "Compared with the baseline" in page
     # the comparison names each point by its lever values; the baseline point has no difference to itself
     assert "earmark_lte_share" in page and "<td>baseline</td>" in page and "The levers" in page
+    # the comparison is read from comparison.csv: a sweep folder without it is named with what is missing
+    (out / "comparison.csv").unlink()
+    r = CliRunner().invoke(cli, ["report", str(out)])
+    assert r.exit_code == 2 and "comparison.csv is missing" in r.output and str(out) in r.output
 
 
 @pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
