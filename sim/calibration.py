@@ -410,7 +410,7 @@ def owners_plot(monthly: list, all_targets, fit_targets, scenario) -> bytes:
 
 def report_md(problem: Problem, history: list[Population], table, meta: dict, command: list[str]) -> str:
     est = estimates(problem, history[-1])
-    lines = [f"# Calibration report", "", f"Command: `{' '.join(command)}`" if command else "", "",
+    lines = ["# Calibration report", "", f"Command: `{' '.join(command)}`" if command else "", "",
              f"ABC-SMC: {meta['particles']} particles, {len(history)} generations, {meta['evaluations']} "
              f"model evaluations of {meta['replications']} replications each, {meta['wall_seconds']} s. "
              f"Tolerance by generation: {', '.join(str(x) for x in meta['tolerance'])}.", "",

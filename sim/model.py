@@ -631,7 +631,6 @@ class Model:
     # ------------------------------------------------------------------ the programme
     def _refer(self, hh: Household) -> None:
         """Screening found ownership potential (decided at move-in, see :meth:`_move_in`): the programme starts."""
-        now = self.env.now
         self.tally("screened")
         self.log(hh, "screened")
         self.tally("referred")
@@ -726,7 +725,6 @@ class Model:
     def _apply(self, hh: Household, own: bool, u_price: float) -> tuple[float, lending.Financing] | None:
         """The application: debt, ability to pay and the grant budget. Returns (price, financing) with the grant
         reserved, or None if refused (counted and logged here). Takes no time."""
-        now = self.env.now
         self.tally("applications")
         if hh.debt_problems:
             self.tally("refused_debt")
@@ -840,7 +838,6 @@ class Model:
             self._buy_dwelling(u_family < st.family_share, u_sellable < st.sellable_share, False)
 
     def _buy_dwelling(self, family: bool, sellable: bool, dedicated: bool) -> None:
-        now = self.env.now
         d = self._add_dwelling(family, sellable, dedicated)
         cost = d.value0_nok * self.p.price_index[self.this_month]
         self.bought += 1

@@ -420,7 +420,7 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
                 order.append((p.id, r, key))
                 if not _run_complete(runs, key):
                     tasks.append((key, p.scenario, sweep.seed, r))
-        total, done_before = len(order), len(order) - len(tasks)
+        done_before = len(order) - len(tasks)
         # progress counts the runs still to do, so that a resumed sweep's time left is estimated from its own pace
         if progress:
             progress(0, len(tasks))
