@@ -35,7 +35,7 @@ class Application:
     amount_nok: float
     lte: bool
     requested_at: float
-    event: simpy.Event = None
+    event: simpy.Event | None = None
     pot: str = ""
     year: int = 0
 

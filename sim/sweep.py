@@ -503,9 +503,12 @@ class _RunTables:
 
     def __init__(self, sweep: Sweep, runs: Path, order: list[tuple[int, int, str]]):
         self.sweep, self.runs = sweep, runs
-        self.keys = {p.id: [key for point, _, key in order if point == p.id] for p in sweep.points}
         scenario_of = {p.id: p.scenario for p in sweep.points}
-        self.scenario_of_key = {key: scenario_of[point] for point, _, key in order}
+        self.keys: dict[int, list[str]] = {p.id: [] for p in sweep.points}  # each point's runs, in replication order
+        self.scenario_of_key: dict[str, sc.Scenario] = {}
+        for point, _, key in order:  # one pass over the runs, not one per point
+            self.keys[point].append(key)
+            self.scenario_of_key[key] = scenario_of[point]
         self.tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
 
     def add(self, key: str, table: pd.DataFrame, budget: pd.DataFrame) -> None:
