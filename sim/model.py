@@ -493,7 +493,7 @@ class Model:
         schedule = self.env.schedule
         end = start + FEED_BATCH
         for t, action, args in due[start:end]:
-            if action is not None:
+            if action is not None:  # a call: an event whose callback makes it, as in _at
                 args = _Due([lambda _event, action=action, args=args: action(*args)])
             schedule(args, simpy.events.NORMAL, t - now)
         if end < len(due):
@@ -559,7 +559,9 @@ class Model:
 
         A call due in a later month waits in that month's list and enters SimPy's event queue when its month
         begins (see :meth:`_calendar`). Most are tenants' exits years ahead; kept out of the queue, they do not
-        make every queue operation slower, which is what made the cost grow faster than the stock."""
+        make every queue operation slower, which is what made the cost grow faster than the stock. (:meth:`wait`
+        repeats these lines for a process's wait rather than share a helper: a call more per event, on the
+        hottest path, measured 1.8 % more instructions per run.)"""
         m = int(t)
         if m >= self.n:  # after the end of the run: never happens
             return
