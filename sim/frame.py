@@ -29,7 +29,9 @@ EARMARKED, GENERAL = "earmarked", "general"
 @dataclass(slots=True)
 class Application:
     """A loan waiting for (or granted by) the frame. A loan that must wait gets an ``event``, which fires with
-    the application when the loan is granted; one granted at once needs none (and SimPy handles no event)."""
+    True when the loan is granted; one granted at once needs none (and SimPy handles no event). (The event's
+    value is not the application itself: application and event would then hold each other, a reference cycle
+    that only the garbage collector frees, and a run makes thousands of them.)"""
 
     key: tuple  # the place in the line: unique, ordered by the priority rule
     amount_nok: float
@@ -86,10 +88,10 @@ class Frame:
         app.pot = pot
         app.year = self.year
         if app.event is not None:
-            app.event.succeed(app)
+            app.event.succeed(True)
 
     def request(self, amount_nok: float, lte: bool, children: bool) -> Application:
-        """Ask the frame for a loan: granted at once if it fits, else ``app.event`` fires when it is granted."""
+        """Ask the frame for a loan: granted at once if it fits, else ``app.event`` fires (with True) when it is granted."""
         if not amount_nok > 0:
             raise ValueError(f"a loan must be positive, got {amount_nok}")
         app = Application(self._key(amount_nok, lte, children), amount_nok, lte, self.env.now)

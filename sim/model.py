@@ -21,7 +21,6 @@ import gc
 import itertools
 import math
 import operator
-import weakref
 from array import array
 from collections import deque
 from collections.abc import Iterator
@@ -264,7 +263,7 @@ class Model:
         # (t, action, args) due in month m, queued when it begins; a wait is (t, None, its event)
         self._later: list[list | None] = [[] for _ in range(n)]
         self._newcomers: list[tuple] = []  # (arrival times, their households, the call that receives them)
-        self._running: weakref.WeakSet = weakref.WeakSet()  # the processes' generators not yet finished
+        self._running: set[simpy.Process] = set()  # the processes not yet finished (see _close)
         self.loans: list[tuple] = []
         # households are not kept once they leave (memory at county scale); what the tables need is recorded
         self.drawn: list[tuple[np.ndarray, ...]] = []  # per batch drawn: ids, is-tenant, arrival time, income
@@ -291,11 +290,18 @@ class Model:
 
     # ------------------------------------------------------------------ bookkeeping
     def _process(self, generator) -> simpy.Process:
-        """Start a process. SimPy handles an event to start it, counted here, and one when it ends, counted
-        where the generator returns."""
+        """Start a process. SimPy handles an event to start it, counted here, and one when it ends (see
+        :meth:`_ended`)."""
         self.events_handled += 1
-        self._running.add(generator)
-        return self.env.process(generator)
+        process = self.env.process(generator)
+        self._running.add(process)
+        return process
+
+    def _ended(self) -> None:
+        """Called by a process's generator as it returns: SimPy handles the end as an event, counted here, and
+        the process needs no closing at the end of the run (see :meth:`_close`)."""
+        self.events_handled += 1
+        self._running.discard(self.env.active_process)
 
     def count(self, name: str, t: float, amount: float = 1.0) -> None:
         """Count a flow in the month of time t (a time decided now may lie ahead; the last month takes what
@@ -496,9 +502,14 @@ class Model:
             if action is not None:  # a call: an event whose callback makes it, as in _at
                 args = _Due([lambda _event, action=action, args=args: action(*args)])
             schedule(args, simpy.events.NORMAL, t - now)
+        # The batch's entries are let go now, while they are in the processor's cache, rather than with the whole
+        # list at the month's end (at county scale, a pass over memory long gone cold, every month).
         if end < len(due):
+            due[start:end] = [None] * FEED_BATCH
             self.events_handled += 1
             schedule(_Due([lambda _event: self._feed(due, end)]), simpy.events.URGENT, due[end][0] - now)
+        else:
+            del due[start:]
 
     def _month_boundary(self) -> simpy.Event:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
@@ -652,7 +663,7 @@ class Model:
             yield self.wait(prog.reapply_after_months)
         if outcome != BOUGHT:  # no purchase: leaves by another route when its time comes (maybe after the end)
             self._leave_when_due(hh)
-        self.events_handled += 1  # the process's end, which SimPy handles as an event
+        self._ended()
 
     def _attempt(self, hh: Household, attempt: int):
         """Advice, application, frame, purchase. Returns BOUGHT, REFUSED or DROPPED."""
@@ -761,7 +772,7 @@ class Model:
                 self._after(patience, self._give_up_frame, app)
                 granted = yield app.event
                 self.events_handled += 1
-                if granted is None:  # gave up before the loan was granted
+                if not granted:  # gave up before the loan was granted
                     self.tally("frame_gave_up")
                     self.log(hh, "frame_gave_up", startlan=fin.startlan_nok)
                     if self.frame.year == grant_year:
@@ -792,7 +803,7 @@ class Model:
     def _give_up_frame(self, app) -> None:
         """The applicant's patience ran out: if the loan is still waiting, leave the line and wake the applicant."""
         if self.frame.withdraw(app):
-            app.event.succeed(None)
+            app.event.succeed(False)
 
     def _complete_purchase(self, hh: Household, own: bool, price: float, fin: lending.Financing) -> None:
         now = self.env.now
@@ -906,7 +917,7 @@ class Model:
         outcome = yield from self._buy(hh, 0, False, price, fin)
         if outcome != BOUGHT:
             self.tally("other_refused")
-        self.events_handled += 1  # the process's end
+        self._ended()
 
     # ------------------------------------------------------------------ run
     def run(self) -> "Model":
@@ -923,11 +934,17 @@ class Model:
         return self
 
     def _close(self) -> None:
-        """Close the processes that are still waiting (in a queue, or for a time after the end): a suspended
-        generator holds the model (``self``) and is held by the event it waits on, a cycle only the collector
-        could free."""
-        for generator in list(self._running):
-            generator.close()
+        """Let go of the processes still waiting at the end (in a queue, or for a time after the end).
+
+        A waiting process and the event it waits on hold each other (the event's callbacks resume the process,
+        the process keeps its target), and its suspended generator holds the model (``self``): cycles that only
+        the cyclic collector could free, in one long pass over the whole finished model. With the event's
+        callbacks cleared, the process is freed by reference counting (which closes its generator), and the model
+        after it."""
+        for process in self._running:
+            if process.is_alive:
+                process.target.callbacks.clear()
+        self._running.clear()
         self._newcomers = []  # holds bound methods of the model
 
     def _finish(self) -> None:

@@ -268,19 +268,30 @@ def test_feeding_a_month_in_small_batches_changes_nothing_but_the_count(short, m
 
 @pytest.mark.parametrize("name", ["baseline", "tiny_frame"])
 def test_a_finished_model_is_freed_by_reference_counting(short, name):
-    """A run leaves no reference cycle through the model (processes still waiting are closed at the end), so it
-    is freed as soon as it is dropped, without a pass of the cyclic collector over all its objects."""
+    """A run leaves no reference cycle through the model (the processes still waiting are let go at the end), so
+    it is freed as soon as it is dropped, without a pass of the cyclic collector over all its objects; and the
+    collector then finds only SimPy's environment, a handful of objects that hold each other whatever the run."""
+    import collections
     import gc
     import weakref
 
     was_on = gc.isenabled()
     gc.disable()
     try:
+        gc.collect()
         model = Model(sc.with_overrides(short, VARIANTS[name]), streams_for(1, 0)).run()
         assert model.advisers.queue and (model.frame.waiting or name == "baseline")  # processes left waiting
+        assert model.loans  # some loans waited for the frame and were granted (their events fired)
         dropped = weakref.ref(model)
         del model
         assert dropped() is None
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = collections.Counter(type(o).__name__ for o in gc.garbage)
+        assert left["Environment"] == 1 and sum(left.values()) < 30, left
+        assert not {"Model", "Household", "Process", "generator", "Application"} & set(left), left
     finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
         if was_on:
             gc.enable()
