@@ -502,14 +502,9 @@ class Model:
             if action is not None:  # a call: an event whose callback makes it, as in _at
                 args = _Due([lambda _event, action=action, args=args: action(*args)])
             schedule(args, simpy.events.NORMAL, t - now)
-        # The batch's entries are let go now, while they are in the processor's cache, rather than with the whole
-        # list at the month's end (at county scale, a pass over memory long gone cold, every month).
         if end < len(due):
-            due[start:end] = [None] * FEED_BATCH
             self.events_handled += 1
             schedule(_Due([lambda _event: self._feed(due, end)]), simpy.events.URGENT, due[end][0] - now)
-        else:
-            del due[start:]
 
     def _month_boundary(self) -> simpy.Event:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
