@@ -126,9 +126,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds)")
     ap.add_argument("--csv", default=str(ROOT / "benchmarks" / "results" / "bench.csv"))
     ap.add_argument("--one-scale", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--replications", type=int, metavar="N",
+                    help="only run N Drammen replications (for counting instructions under valgrind; see README)")
     args = ap.parse_args()
     if args.one_scale is not None:
         print(json.dumps(one_scale(args.one_scale)))
+        return
+    if args.replications is not None:
+        drammen = sc.load(DRAMMEN).scenario
+        for _ in range(args.replications):
+            Model(drammen, streams_for(1, 0)).run()
         return
     rows = []
 
