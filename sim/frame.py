@@ -91,7 +91,8 @@ class Frame:
             app.event.succeed(True)
 
     def request(self, amount_nok: float, lte: bool, children: bool) -> Application:
-        """Ask the frame for a loan: granted at once if it fits, else ``app.event`` fires (with True) when it is granted."""
+        """Ask the frame for a loan: granted at once if it fits, else ``app.event`` fires (with True) when it is
+        granted."""
         if not amount_nok > 0:
             raise ValueError(f"a loan must be positive, got {amount_nok}")
         app = Application(self._key(amount_nok, lte, children), amount_nok, lte, self.env.now)
