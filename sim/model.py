@@ -653,7 +653,6 @@ class Model:
             if outcome == BOUGHT:
                 break
             if outcome == DROPPED or self.env.now + prog.reapply_after_months >= hh.exit_at:
-                outcome = DROPPED
                 break
             yield self.wait(prog.reapply_after_months)
         if outcome != BOUGHT:  # no purchase: leaves by another route when its time comes (maybe after the end)
@@ -665,9 +664,9 @@ class Model:
         prog = self.s.programme
         u = hh.u
         base = ATTEMPT_BASE + attempt * PER_ATTEMPT
-        duration = self._advice_months(u[base + U_ADVICE])
         if self.advisers is None:
             return DROPPED
+        duration = self._advice_months(u[base + U_ADVICE])
         place = self.advisers.request()
         if place is not None:
             yield place
@@ -917,8 +916,8 @@ class Model:
     # ------------------------------------------------------------------ run
     def run(self) -> "Model":
         """Run to the end of the period, with the cyclic garbage collector paused (see :func:`collector_paused`).
-        At the end the processes still waiting are closed, so the finished model holds no reference cycles and
-        is freed by reference counting as soon as it is dropped."""
+        At the end the processes still waiting are let go (see :meth:`_close`), so the finished model holds no
+        reference cycles and is freed by reference counting as soon as it is dropped."""
         with collector_paused():
             try:
                 self._setup()

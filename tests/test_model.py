@@ -260,6 +260,7 @@ def test_feeding_a_month_in_small_batches_changes_nothing_but_the_count(short, m
     small = run_replication(short, seed=5, replication=0, record_events=True)
     pd.testing.assert_frame_equal(small.monthly, default.monthly)
     pd.testing.assert_frame_equal(small.loans, default.loans)
+
     def in_order(events):
         return events.sort_values(list(events.columns), kind="stable").reset_index(drop=True)
 
