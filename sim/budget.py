@@ -117,9 +117,9 @@ def portfolio(loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
 def tilskudd_writedown(loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """Per replication and year: grant written down, and not yet written down at year end.
 
-    A grant paid in month m0 is written down evenly over the scenario's years from that month. The months are
-    summed over grants in the order of the loans table (the same sums, to the last bit, as adding one grant at
-    a time), for all replications at once."""
+    A grant paid in month m0 is written down evenly over the scenario's years from that month. Each
+    replication's grants are taken at once, and their months summed in the order of the loans table (the same
+    sums, to the last bit, as adding one grant at a time)."""
     n = scenario.period.n_months
     months = int(round(scenario.tilskudd.writedown_years * 12))
     years = pd.period_range(start=scenario.period.start, periods=n, freq="M").year
@@ -129,10 +129,9 @@ def tilskudd_writedown(loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     grants = loans[loans["tilskudd_nok"] > 0]
     if len(grants):
         span = np.arange(n)
-        for i, r in enumerate(reps):
-            g = grants[grants["replication"] == r]
-            if not len(g):
-                continue
+        row_of = {r: i for i, r in enumerate(reps)}
+        for r, g in grants.groupby("replication"):  # one pass over the grants, not one per replication
+            i = row_of[r]
             m0 = np.floor(g["t"].to_numpy(float)).astype(int)[:, None]
             amount = g["tilskudd_nok"].to_numpy(float)[:, None]
             per_month = amount / months
