@@ -148,9 +148,9 @@ class _Due:
 
     It is what ``simpy.Timeout`` does, made as cheaply as an object can be: SimPy's loop (``Environment.step``)
     reads only an event's ``callbacks`` and ``_ok``, and a process that yields it (``Process._resume``) only
-    ``callbacks``, ``_ok`` and ``_value``. Every wait and timed call of the model is one of these, so its cost
-    is paid tens of thousands of times a run. Unlike a timeout it can be made before it is scheduled: a wait
-    due in a later month joins the event queue only when that month begins (see :meth:`Model._after`).
+    ``callbacks``, ``_ok`` and ``_value``. Every wait of the model is one of these, so its cost is paid tens of
+    thousands of times a run. Unlike a timeout it can be made before it is scheduled: a wait due in a later
+    month joins the event queue only when that month begins (see :meth:`Model.wait`).
     tests/test_model.py checks that processes and calls wake at their exact times with this SimPy version.
     """
 
@@ -160,6 +160,26 @@ class _Due:
 
     def __init__(self, callbacks: list):
         self.callbacks = callbacks
+
+
+def _fire(call: _Call) -> None:
+    call.action(*call.args)
+
+
+class _Call:
+    """A timed call: an event like :class:`_Due` whose one callback calls ``action(*args)``. Its callbacks are a
+    tuple shared by all calls (SimPy's loop only iterates over them, then sets the attribute to None), so a call
+    is one small object, made when it is asked for (see :meth:`Model._at`)."""
+
+    __slots__ = ("callbacks", "action", "args")
+    _ok = True
+    _value = None
+    _FIRE = (_fire,)
+
+    def __init__(self, action, args: tuple):
+        self.callbacks = _Call._FIRE
+        self.action = action
+        self.args = args
 
 
 class Advisers:
@@ -260,7 +280,7 @@ class Model:
         self.events_handled = 0  # every event SimPy handles for this run (tests check it against its loop)
         self.record_events = record_events
         self.events: list[tuple] = []
-        # (t, action, args) due in month m, queued when it begins; a wait is (t, None, its event)
+        # (t, event): the calls and waits due in month m, queued when it begins
         self._later: list[list | None] = [[] for _ in range(n)]
         self._newcomers: list[tuple] = []  # (arrival times, their households, the call that receives them)
         self._running: set[simpy.Process] = set()  # the processes not yet finished (see _close)
@@ -331,7 +351,7 @@ class Model:
         self.events_handled += 1
         event = _Due([])
         if m > self.this_month:
-            self._later[m].append((t, None, event))
+            self._later[m].append((t, event))
         else:
             self.env.schedule(event, simpy.events.NORMAL, t - now)
         return event
@@ -467,7 +487,7 @@ class Model:
             for times, households, action in self._newcomers:
                 for hh in itertools.islice(households, np.searchsorted(times, m + 1.0) - np.searchsorted(times, m)):
                     self.events_handled += 1
-                    due.append((hh.arrived, action, (hh,)))
+                    due.append((hh.arrived, _Call(action, (hh,))))
             due.sort(key=_time_of)  # stable: equal times keep the order they were asked for
             self._feed(due, 0)
             ym = p.start.plus(m)
@@ -498,13 +518,11 @@ class Model:
         now = self.env.now
         schedule = self.env.schedule
         end = start + FEED_BATCH
-        for t, action, args in due[start:end]:
-            if action is not None:  # a call: an event whose callback makes it, as in _at
-                args = _Due([lambda _event, action=action, args=args: action(*args)])
-            schedule(args, simpy.events.NORMAL, t - now)
+        for t, event in due[start:end]:
+            schedule(event, simpy.events.NORMAL, t - now)
         if end < len(due):
             self.events_handled += 1
-            schedule(_Due([lambda _event: self._feed(due, end)]), simpy.events.URGENT, due[end][0] - now)
+            schedule(_Call(self._feed, (due, end)), simpy.events.URGENT, due[end][0] - now)
 
     def _month_boundary(self) -> simpy.Event:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
@@ -573,10 +591,10 @@ class Model:
             return
         self.events_handled += 1
         if m > self.this_month:
-            self._later[m].append((t, action, args))
+            self._later[m].append((t, _Call(action, args)))
         else:
             now = self.env.now
-            self.env.schedule(_Due([lambda _event: action(*args)]), simpy.events.NORMAL, t - now if t > now else 0.0)
+            self.env.schedule(_Call(action, args), simpy.events.NORMAL, t - now if t > now else 0.0)
 
     def _after(self, delay: float, action, *args) -> None:
         """Call ``action(*args)`` after ``delay`` months (see :meth:`_at`)."""
