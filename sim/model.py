@@ -489,7 +489,8 @@ class Model:
                     self.events_handled += 1
                     due.append((hh.arrived, _Call(action, (hh,))))
             due.sort(key=_time_of)  # stable: equal times keep the order they were asked for
-            self._feed(due, 0)
+            due.reverse()  # the first due last: _feed takes them from the end
+            self._feed(due)
             ym = p.start.plus(m)
             year_no = ym.year - p.start.year
             if ym.month == 1 or m == 0:
@@ -506,23 +507,25 @@ class Model:
                     self.frame.add(amount)
             yield self._month_boundary()
 
-    def _feed(self, due: list, start: int) -> None:
-        """Move the next ``FEED_BATCH`` of the month's due calls and waits (sorted by time) into SimPy's queue; if
-        more remain, come back (an urgent event, before anything else at that instant) when the first of them
-        is due.
+    def _feed(self, due: list) -> None:
+        """Move the next ``FEED_BATCH`` of the month's due calls and waits (sorted by time, the first due last) into
+        SimPy's queue; if more remain, come back (an urgent event, before anything else at that instant) when
+        the first of them is due.
 
         So SimPy's heap holds at most a batch of them at a time, however large the stock: at county scale a
         month has tens of thousands, and every push and pop on a heap that size costs more (measured in
-        benchmarks/). Pushed in order of time, each joins the heap at its end, and the events are made in the
-        order they will be handled, which keeps memory access local."""
+        benchmarks/). Pushed in order of time, each joins the heap at its end. Taken off the month's list as
+        they are fed, each event is freed as soon as it has fired, while it is still in the cache, rather than
+        with the whole list at the end of the month."""
         now = self.env.now
         schedule = self.env.schedule
-        end = start + FEED_BATCH
-        for t, event in due[start:end]:
+        batch = due[-FEED_BATCH:]
+        del due[-FEED_BATCH:]
+        for t, event in reversed(batch):
             schedule(event, simpy.events.NORMAL, t - now)
-        if end < len(due):
+        if due:
             self.events_handled += 1
-            schedule(_Call(self._feed, (due, end)), simpy.events.URGENT, due[end][0] - now)
+            schedule(_Call(self._feed, (due,)), simpy.events.URGENT, due[-1][0] - now)
 
     def _month_boundary(self) -> simpy.Event:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
