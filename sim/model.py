@@ -59,6 +59,19 @@ LEVELS = (
     "active_loans", "loans_in_default",
 )
 
+
+class MonthFlows:
+    """One month's flows while the model runs: an attribute per name in FLOWS. Counting is an attribute update
+    (``model.flows_now.moved_in += 1.0``), the cheapest a Python object offers (slots; a dict or a list per
+    flow costs twice as much, and flows are counted about once per event)."""
+
+    __slots__ = FLOWS
+
+    def __init__(self):
+        for name in FLOWS:
+            setattr(self, name, 0.0)
+
+
 # Columns of a household's row of uniforms.
 U_PATIENCE, U_EXIT, U_SCREEN, U_POTENTIAL, U_OWN, U_WORK, U_DEBT_CLEAR, U_DEFAULT, U_REPLACE = range(9)
 U_TWO_ADULTS, U_CHILDREN, U_N_CHILDREN, U_IMMIGRANT, U_INTRO, U_INCOME, U_SAVINGS, U_DEBT = range(9, 17)
@@ -272,8 +285,11 @@ class Model:
         self._patience_months = h.waiting_patience_months
         self._exit_rate_month = h.exit_rate_per_year / 12.0
         self._introduction_months = h.introduction_months
-        # flows are plain lists while running (cheaper to update one element than a numpy array), arrays after
-        self.flow = {name: [0.0] * n for name in FLOWS}
+        # flows while running: one MonthFlows per month; the current month's is ``flows_now``, kept by the
+        # calendar. After the run, ``flow`` holds an array per flow.
+        self._months = [MonthFlows() for _ in range(n)]
+        self.flows_now = self._months[0]
+        self.flow: dict[str, np.ndarray] = {}
         self.level = {name: np.zeros(n) for name in LEVELS}
         self._loans_diff = np.zeros(n + 1)  # +1 when a loan starts, -1 when it ends
         self._default_diff = np.zeros(n + 1)
@@ -323,22 +339,24 @@ class Model:
         self.events_handled += 1
         self._running.discard(self.env.active_process)
 
-    def count(self, name: str, t: float, amount: float = 1.0) -> None:
-        """Count a flow in the month of time t (a time decided now may lie ahead; the last month takes what
-        falls after the end)."""
+    def flows_at(self, t: float) -> MonthFlows:
+        """The flows of the month of time t, for a flow decided now that happens at t (which may lie ahead; the
+        last month takes what falls after the end). A flow that happens now is counted into ``flows_now``."""
         m = int(t)
-        self.flow[name][m if m < self.n else self.n - 1] += amount
+        return self._months[m if m < self.n else self.n - 1]
 
     def tally(self, name: str, amount: float = 1.0) -> None:
-        """Count a flow now: in the current month."""
-        self.flow[name][self.this_month] += amount
+        """Count a flow now whose name is computed (``f"startlan_nok_{group}"``); fixed names are counted as
+        attributes of ``flows_now``."""
+        setattr(self.flows_now, name, getattr(self.flows_now, name) + amount)
 
     def log(self, hh: Household | None, event: str, dwelling: Dwelling | None = None,
             startlan: float = 0.0, grant: float = 0.0, price: float = 0.0, at: float | None = None) -> None:
-        """Record an event (when asked to): now, or at a later time ``at`` decided now."""
-        if self.record_events:
-            self.events.append((self.env.now if at is None else at, hh.id if hh else -1, "tenant" if (hh is None or hh.lte) else "other",
-                                event, dwelling.id if dwelling else -1, startlan, grant, price))
+        """Record an event: now, or at a later time ``at`` decided now. Callers check ``record_events`` first, so
+        that a run that does not record events pays nothing for them (a call per event: 2 % of a run)."""
+        self.events.append((self.env.now if at is None else at, hh.id if hh else -1,
+                            "tenant" if (hh is None or hh.lte) else "other",
+                            event, dwelling.id if dwelling else -1, startlan, grant, price))
 
     def wait(self, dt: float) -> simpy.Event:
         """An event a process yields to wait ``dt`` months. Like :meth:`_after`, a wait that ends in a later month
@@ -479,6 +497,7 @@ class Model:
         cuts = self.rng["frame_rounds"].random((p.n // 12 + 2, len(f.rounds)))
         for m in range(p.n):
             self.this_month = m
+            self.flows_now = self._months[m]
             if m > 0:
                 self._record_levels(m - 1)
             # the calls and waits due this month, and the month's newcomers, join the event queue (see _feed)
@@ -495,7 +514,8 @@ class Model:
             year_no = ym.year - p.start.year
             if ym.month == 1 or m == 0:
                 if m > 0:
-                    self.count("frame_expired_nok", m - 1, self.frame.close_year(ym.year))
+                    expired = self.frame.close_year(ym.year)
+                    self._months[m - 1].frame_expired_nok += expired
                 else:
                     self.frame.year = ym.year
                 self.tilskudd_left = p.tilskudd_budget[m]
@@ -503,7 +523,7 @@ class Model:
                 if rnd.month == ym.month:
                     cut = cuts[year_no, r_i] * rnd.cut_max_share
                     amount = p.frame_yearly[m] * rnd.share * (1.0 - cut)
-                    self.count("frame_granted_nok", m, amount)
+                    self.flows_now.frame_granted_nok += amount
                     self.frame.add(amount)
             yield self._month_boundary()
 
@@ -548,12 +568,13 @@ class Model:
         lv["frame_remaining_nok"][m] = self.frame.remaining_nok
         lv["tilskudd_remaining_nok"][m] = self.tilskudd_left
         lv["rent_roll_nok_month"][m] = self.rent_roll0 * p.cost_index[m]
-        self.flow["rent_income_nok"][m] = lv["rent_roll_nok_month"][m]  # the month's rent, at the month-end roll
+        self._months[m].rent_income_nok = lv["rent_roll_nok_month"][m]  # the month's rent, at the month-end roll
 
     # ------------------------------------------------------------------ waiting list and letting
     def _arrive(self, hh: Household) -> None:
-        self.count("arrivals", hh.arrived)
-        self.log(hh, "arrived")
+        self.flows_at(hh.arrived).arrivals += 1.0
+        if self.record_events:
+            self.log(hh, "arrived")
         self._join_waiting_list(hh)
 
     def _join_waiting_list(self, hh: Household) -> None:
@@ -574,7 +595,7 @@ class Model:
 
     def _gave_up_waiting(self, hh: Household) -> None:
         self._waiting_spells.append((max(hh.arrived, 0.0), hh.give_up_at))
-        self.count("gave_up_waiting", hh.give_up_at)
+        self.flows_at(hh.give_up_at).gave_up_waiting += 1.0
         self.exited["gave_up_waiting"] += 1
         if self.record_events:
             self.events.append((hh.give_up_at, hh.id, "tenant", "gave_up_waiting", -1, 0.0, 0.0, 0.0))
@@ -626,16 +647,18 @@ class Model:
             self._waiting_spells.append((hh.arrived if hh.arrived > 0.0 else 0.0, now))
             if hh.intro_end > -math.inf:  # a refugee starts the introduction programme when settled, i.e. now
                 hh.intro_end = now + self._introduction_months
-            self.tally("moved_in")
-            self.log(hh, "moved_in", d)
+            self.flows_now.moved_in += 1.0
+            if self.record_events:
+                self.log(hh, "moved_in", d)
         screen_at = p.screening_time(now if now > p.programme_start else p.programme_start, -math.log1p(-u[U_SCREEN]))
         if screen_at < exit_at and screen_at < self.n:
             if u[U_POTENTIAL] < p.potential_share[int(screen_at)]:
                 self._at(screen_at, self._refer, hh)
                 return
             # screened and not referred: nothing changes, so it is counted now for its month, without an event
-            self.count("screened", screen_at)
-            self.log(hh, "screened", at=screen_at)
+            self.flows_at(screen_at).screened += 1.0
+            if self.record_events:
+                self.log(hh, "screened", at=screen_at)
         # most tenants: nothing happens until they leave, so no process is needed
         self._leave_when_due(hh)
 
@@ -653,17 +676,19 @@ class Model:
 
     def _exit_other_route(self, hh: Household) -> None:
         self._schedule_relet(self._vacate(hh))
-        self.tally("exits_other_routes")
+        self.flows_now.exits_other_routes += 1.0
         self.exited["other_route"] += 1
-        self.log(hh, "exited")
+        if self.record_events:
+            self.log(hh, "exited")
 
     # ------------------------------------------------------------------ the programme
     def _refer(self, hh: Household) -> None:
         """Screening found ownership potential (decided at move-in, see :meth:`_move_in`): the programme starts."""
-        self.tally("screened")
-        self.log(hh, "screened")
-        self.tally("referred")
-        self.log(hh, "referred")
+        self.flows_now.screened += 1.0
+        self.flows_now.referred += 1.0
+        if self.record_events:
+            self.log(hh, "screened")
+            self.log(hh, "referred")
         self._process(self._programme(hh))
 
     def _programme(self, hh: Household):
@@ -693,19 +718,22 @@ class Model:
             yield place
             self.events_handled += 1
         self.in_advice += 1
-        self.tally("advice_started")
-        self.log(hh, "advice_started")
+        self.flows_now.advice_started += 1.0
+        if self.record_events:
+            self.log(hh, "advice_started")
         u_drop = u[base + U_DROPOUT]
         dropped = u_drop < prog.dropout_probability
         yield self.wait(duration * u_drop / prog.dropout_probability if dropped else duration)
         self.in_advice -= 1
         self.advisers.release()
         if dropped:
-            self.tally("advice_dropped")
-            self.log(hh, "advice_dropped")
+            self.flows_now.advice_dropped += 1.0
+            if self.record_events:
+                self.log(hh, "advice_dropped")
             return DROPPED
-        self.tally("advice_completed")
-        self.log(hh, "advice_completed")
+        self.flows_now.advice_completed += 1.0
+        if self.record_events:
+            self.log(hh, "advice_completed")
         hh.savings_nok += prog.saving_during_advice_nok_month * duration
         if hh.debt_problems and u[U_DEBT_CLEAR] < prog.debt_clear_probability:
             hh.debt_problems = False
@@ -753,20 +781,23 @@ class Model:
     def _apply(self, hh: Household, own: bool, u_price: float) -> tuple[float, lending.Financing] | None:
         """The application: debt, ability to pay and the grant budget. Returns (price, financing) with the grant
         reserved, or None if refused (counted and logged here). Takes no time."""
-        self.tally("applications")
+        self.flows_now.applications += 1.0
         if hh.debt_problems:
-            self.tally("refused_debt")
-            self.log(hh, "refused_debt")
+            self.flows_now.refused_debt += 1.0
+            if self.record_events:
+                self.log(hh, "refused_debt")
             return None
         price = self._price(hh, own, u_price)
         fin = self._finance(hh, price)
         if not fin.approved:
-            self.tally("refused_ability_to_pay")
-            self.log(hh, "refused_ability_to_pay", price=price)
+            self.flows_now.refused_ability_to_pay += 1.0
+            if self.record_events:
+                self.log(hh, "refused_ability_to_pay", price=price)
             return None
         if fin.grant_nok > self.tilskudd_left:
-            self.tally("refused_grant_budget")
-            self.log(hh, "refused_grant_budget", grant=fin.grant_nok, price=price)
+            self.flows_now.refused_grant_budget += 1.0
+            if self.record_events:
+                self.log(hh, "refused_grant_budget", grant=fin.grant_nok, price=price)
             return None
         self.tilskudd_left -= fin.grant_nok
         return price, fin
@@ -782,20 +813,23 @@ class Model:
         if fin.startlan_nok > 0:
             app = self.frame.request(fin.startlan_nok, hh.lte, hh.children > 0)
             if not app.granted:
-                self.log(hh, "frame_queued", startlan=fin.startlan_nok)
+                if self.record_events:
+                    self.log(hh, "frame_queued", startlan=fin.startlan_nok)
                 patience = -s.frame.patience_months * math.log1p(-u[base + U_FRAME_PATIENCE])
                 self._after(patience, self._give_up_frame, app)
                 granted = yield app.event
                 self.events_handled += 1
                 if not granted:  # gave up before the loan was granted
-                    self.tally("frame_gave_up")
-                    self.log(hh, "frame_gave_up", startlan=fin.startlan_nok)
+                    self.flows_now.frame_gave_up += 1.0
+                    if self.record_events:
+                        self.log(hh, "frame_gave_up", startlan=fin.startlan_nok)
                     if self.frame.year == grant_year:
                         self.tilskudd_left += fin.grant_nok
                     return REFUSED
-            self.tally("frame_approved")
-            self.tally("frame_wait_months_sum", env.now - now)
-            self.log(hh, "frame_approved", startlan=fin.startlan_nok)
+            self.flows_now.frame_approved += 1.0
+            self.flows_now.frame_wait_months_sum += env.now - now
+            if self.record_events:
+                self.log(hh, "frame_approved", startlan=fin.startlan_nok)
         if own:
             yield self.wait(prog.closing_months_own)
         else:
@@ -809,8 +843,9 @@ class Model:
                     self.frame.refund(app)
                 if self.frame.year == grant_year:
                     self.tilskudd_left += fin.grant_nok
-                self.tally("search_failed")
-                self.log(hh, "search_failed")
+                self.flows_now.search_failed += 1.0
+                if self.record_events:
+                    self.log(hh, "search_failed")
                 return REFUSED
         self._complete_purchase(hh, own, price, fin)
         return BOUGHT
@@ -836,15 +871,18 @@ class Model:
             if own:
                 del self.stock[d.id]
                 self.sold += 1
-                self.tally("units_sold")
-                self.tally("units_sold_value_nok", price)
-                self.log(hh, "bought_municipal", d, fin.startlan_nok, fin.grant_nok, price)
+                self.flows_now.units_sold += 1.0
+                self.flows_now.units_sold_value_nok += price
+                if self.record_events:
+                    self.log(hh, "bought_municipal", d, fin.startlan_nok, fin.grant_nok, price)
                 self._schedule_replacements(hh, d)
             else:
-                self.log(hh, "bought_private", d, fin.startlan_nok, fin.grant_nok, price)
+                if self.record_events:
+                    self.log(hh, "bought_private", d, fin.startlan_nok, fin.grant_nok, price)
                 self._schedule_relet(d)
         else:
-            self.log(hh, "bought_private", None, fin.startlan_nok, fin.grant_nok, price)
+            if self.record_events:
+                self.log(hh, "bought_private", None, fin.startlan_nok, fin.grant_nok, price)
         self._disburse(hh, fin, price)
 
     def _schedule_replacements(self, hh: Household, sold: Dwelling) -> None:
@@ -869,9 +907,10 @@ class Model:
         d = self._add_dwelling(family, sellable, dedicated)
         cost = d.value0_nok * self.p.price_index[self.this_month]
         self.bought += 1
-        self.tally("units_bought")
-        self.tally("units_bought_cost_nok", cost)
-        self.log(None, "unit_bought", d, price=cost)
+        self.flows_now.units_bought += 1.0
+        self.flows_now.units_bought_cost_nok += cost
+        if self.record_events:
+            self.log(None, "unit_bought", d, price=cost)
         self._schedule_relet(d)
 
     def _disburse(self, hh: Household, fin: lending.Financing, price: float) -> None:
@@ -881,13 +920,13 @@ class Model:
         m = self.this_month
         group = "lte" if hh.lte else "other"
         if fin.grant_nok > 0:
-            self.tally("tilskudd_grants")
-            self.tally("tilskudd_nok", fin.grant_nok)
-        self.tally("bank_loan_nok", fin.bank_loan_nok)
+            self.flows_now.tilskudd_grants += 1.0
+            self.flows_now.tilskudd_nok += fin.grant_nok
+        self.flows_now.bank_loan_nok += fin.bank_loan_nok
         if fin.startlan_nok <= 0:
             return
-        self.tally("startlan_loans")
-        self.tally("startlan_nok", fin.startlan_nok)
+        self.flows_now.startlan_loans += 1.0
+        self.flows_now.startlan_nok += fin.startlan_nok
         self.tally(f"startlan_loans_{group}")
         self.tally(f"startlan_nok_{group}", fin.startlan_nok)
         rate = p.rate_pct[m] + sl.municipal_margin_points
@@ -904,12 +943,13 @@ class Model:
             balance = lending.annuity_balance(fin.startlan_nok, rate, sl.term_years, default_at - now)
             loss = balance * sl.loss_given_default_share
             self._default_diff[p.month(default_at)] += 1
-            self.count("defaults", default_at)
+            self.flows_at(default_at).defaults += 1.0
             if settle_at < p.n:
                 self._default_diff[p.month(settle_at)] -= 1
-                self.count("loss_nok", settle_at, loss)
-                self.count("loss_municipality_nok", settle_at, loss * sl.municipality_loss_share)
-                self.count("loss_state_nok", settle_at, loss * (1 - sl.municipality_loss_share))
+                settled = self.flows_at(settle_at)
+                settled.loss_nok += loss
+                settled.loss_municipality_nok += loss * sl.municipality_loss_share
+                settled.loss_state_nok += loss * (1 - sl.municipality_loss_share)
         self._loans_diff[m] += 1
         end = min(term_end, settle_at)
         if end < p.n:
@@ -920,18 +960,19 @@ class Model:
 
     # ------------------------------------------------------------------ other startlån borrowers
     def _other_applies(self, hh: Household) -> None:
-        self.count("other_applicants", hh.arrived)
-        self.log(hh, "applied")
+        self.flows_at(hh.arrived).other_applicants += 1.0
+        if self.record_events:
+            self.log(hh, "applied")
         applied = self._apply(hh, False, hh.u[ATTEMPT_BASE + U_PRICE])
         if applied is None:  # most are refused at once: no process needed
-            self.count("other_refused", hh.arrived)
+            self.flows_at(hh.arrived).other_refused += 1.0
         else:
             self._process(self._other(hh, *applied))
 
     def _other(self, hh: Household, price: float, fin: lending.Financing):
         outcome = yield from self._buy(hh, 0, False, price, fin)
         if outcome != BOUGHT:
-            self.tally("other_refused")
+            self.flows_now.other_refused += 1.0
         self._ended()
 
     # ------------------------------------------------------------------ run
@@ -965,7 +1006,6 @@ class Model:
     def _finish(self) -> None:
         n = self.p.n
         self._record_levels(n - 1)
-        self.flow = {name: np.array(values) for name, values in self.flow.items()}
         self.level["active_loans"][:] = np.cumsum(self._loans_diff)[:n]
         self.level["loans_in_default"][:] = np.cumsum(self._default_diff)[:n]
         still = deque()
@@ -976,6 +1016,8 @@ class Model:
                 still.append(hh)
                 self._waiting_spells.append((max(hh.arrived, 0.0), hh.give_up_at))
         self.waiting = still
+        by_flow = np.array(list(map(operator.attrgetter(*FLOWS), self._months)), dtype=float).T.copy()
+        self.flow = dict(zip(FLOWS, by_flow))  # (the give-ups above counted last)
         # the waiting list is reconstructed from each household's time on it, so late give-ups count in their month
         spells = np.array(self._waiting_spells, dtype=float).reshape(-1, 2)
         ends = np.arange(1, n + 1, dtype=float)

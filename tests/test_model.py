@@ -231,17 +231,20 @@ def test_the_event_count_is_every_event_simpy_handles(short, name, monkeypatch):
 
 
 def test_flows_counted_now_fall_in_the_month_of_now(short, monkeypatch):
-    """The calendar keeps the current month (``this_month``) so flows need not compute it: it must always be
-    the month of SimPy's clock, including at the boundaries."""
+    """The calendar keeps the current month (``this_month``, and its flows, ``flows_now``) so that counting a flow
+    need not compute it: at every event recorded they must be the month of SimPy's clock, including at the
+    boundaries."""
     checked = []
+    log = Model.log
 
-    def tally(self, name, amount=1.0):
-        assert self.this_month == int(self.env.now), (name, self.env.now, self.this_month)
-        checked.append(name)
-        self.flow[name][self.this_month] += amount
+    def checking_log(self, hh, event, *args, **kwargs):
+        month = int(self.env.now)
+        assert self.this_month == month and self.flows_now is self._months[month], (event, self.env.now)
+        checked.append(event)
+        log(self, hh, event, *args, **kwargs)
 
-    monkeypatch.setattr(Model, "tally", tally)
-    Model(sc.with_overrides(short, VARIANTS["tiny_frame"]), streams_for(2, 0)).run()
+    monkeypatch.setattr(Model, "log", checking_log)
+    Model(sc.with_overrides(short, VARIANTS["tiny_frame"]), streams_for(2, 0), record_events=True).run()
     assert len(checked) > 5_000 and {"moved_in", "advice_started", "frame_gave_up"} <= set(checked)
 
 
