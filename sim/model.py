@@ -285,6 +285,9 @@ class Model:
         self._patience_months = h.waiting_patience_months
         self._exit_rate_month = h.exit_rate_per_year / 12.0
         self._introduction_months = h.introduction_months
+        prog = scenario.programme  # advice durations: gamma, from the mean and coefficient of variation
+        self._advice_shape = 1.0 / prog.advice_months_cv ** 2
+        self._advice_scale = prog.advice_months_mean / self._advice_shape
         # flows while running: one MonthFlows per month; the current month's is ``flows_now``, kept by the
         # calendar. After the run, ``flow`` holds an array per flow.
         self._months = [MonthFlows() for _ in range(n)]
@@ -298,13 +301,13 @@ class Model:
         self.events: list[tuple] = []
         # (t, event): the calls and waits due in month m, queued when it begins
         self._later: list[list | None] = [[] for _ in range(n)]
-        self._newcomers: list[tuple] = []  # (arrival times, their households, the call that receives them)
+        self._newcomers: list[tuple] = []  # (arrivals per month, their households, the call that receives them)
         self._running: set[simpy.Process] = set()  # the processes not yet finished (see _close)
         self.loans: list[tuple] = []
         # households are not kept once they leave (memory at county scale); what the tables need is recorded
         self.drawn: list[tuple[np.ndarray, ...]] = []  # per batch drawn: ids, is-tenant, arrival time, income
         self._next_household_id = 0
-        self._waiting_spells: list[tuple[float, float]] = []  # (joined, left) the waiting list
+        self._waiting_spells = array("d")  # joined, left, joined, left, ...: each household's time on the waiting list
         # state
         self.stock: dict[int, Dwelling] = {}
         self.vacant: deque[Dwelling] = deque()
@@ -317,7 +320,6 @@ class Model:
         self.bought = 0
         self.tilskudd_left = 0.0
         self._tilskudd_year = None
-        prog = scenario.programme
         self.advisers = Advisers(self.env, max(1, prog.advisers * prog.households_per_adviser)) \
             if prog.advisers > 0 else None
         f = scenario.frame
@@ -428,9 +430,7 @@ class Model:
     def _advice_months(self, u: float) -> float:
         """An advice duration (months) from a uniform: gamma with the scenario's mean and coefficient of variation.
         Computed when an attempt starts, since most households never start one."""
-        prog = self.s.programme
-        shape = 1.0 / prog.advice_months_cv ** 2
-        return float(special.gammaincinv(shape, u) * (prog.advice_months_mean / shape))
+        return float(special.gammaincinv(self._advice_shape, u)) * self._advice_scale
 
     def _arrival_times(self, per_year: np.ndarray, stream: str, t0: float = 0.0) -> np.ndarray:
         """A Poisson process with a rate that changes by month: counts per month, times within it."""
@@ -473,9 +473,12 @@ class Model:
         # newcomers, in order of arrival: each becomes a call at its time when its month begins (see _calendar)
         arrivals = self._arrival_times(p.arrivals_per_year, "arrivals")
         other = self._arrival_times(p.other_per_year, "other_borrowers")
+        month_starts = np.arange(p.n + 1, dtype=float)
         self._newcomers = [
-            (arrivals, self._draw_households(len(arrivals), True, arrivals, "tenants"), self._arrive),
-            (other, self._draw_households(len(other), False, other, "other_borrowers"), self._other_applies),
+            (np.diff(np.searchsorted(arrivals, month_starts)).tolist(),
+             self._draw_households(len(arrivals), True, arrivals, "tenants"), self._arrive),
+            (np.diff(np.searchsorted(other, month_starts)).tolist(),
+             self._draw_households(len(other), False, other, "other_borrowers"), self._other_applies),
         ]
         self._process(self._calendar())
         if s.programme.replacements_ahead > 0 and p.programme_start < p.n:
@@ -503,8 +506,8 @@ class Model:
             # the calls and waits due this month, and the month's newcomers, join the event queue (see _feed)
             due = self._later[m]
             self._later[m] = None
-            for times, households, action in self._newcomers:
-                for hh in itertools.islice(households, np.searchsorted(times, m + 1.0) - np.searchsorted(times, m)):
+            for per_month, households, action in self._newcomers:
+                for hh in itertools.islice(households, per_month[m]):
                     self.events_handled += 1
                     due.append((hh.arrived, _Call(action, (hh,))))
             due.sort(key=_time_of)  # stable: equal times keep the order they were asked for
@@ -594,7 +597,7 @@ class Model:
         return None
 
     def _gave_up_waiting(self, hh: Household) -> None:
-        self._waiting_spells.append((max(hh.arrived, 0.0), hh.give_up_at))
+        self._waiting_spells.extend((max(hh.arrived, 0.0), hh.give_up_at))
         self.flows_at(hh.give_up_at).gave_up_waiting += 1.0
         self.exited["gave_up_waiting"] += 1
         if self.record_events:
@@ -644,7 +647,7 @@ class Model:
         rate = self._exit_rate_month
         hh.exit_at = exit_at = now - math.log1p(-u[U_EXIT]) / rate if rate > 0 else math.inf
         if announce:  # (the initial tenants moved in before the start)
-            self._waiting_spells.append((hh.arrived if hh.arrived > 0.0 else 0.0, now))
+            self._waiting_spells.extend((hh.arrived if hh.arrived > 0.0 else 0.0, now))
             if hh.intro_end > -math.inf:  # a refugee starts the introduction programme when settled, i.e. now
                 hh.intro_end = now + self._introduction_months
             self.flows_now.moved_in += 1.0
@@ -1014,12 +1017,12 @@ class Model:
                 self._gave_up_waiting(hh)
             else:
                 still.append(hh)
-                self._waiting_spells.append((max(hh.arrived, 0.0), hh.give_up_at))
+                self._waiting_spells.extend((max(hh.arrived, 0.0), hh.give_up_at))
         self.waiting = still
         by_flow = np.array(list(map(operator.attrgetter(*FLOWS), self._months)), dtype=float).T.copy()
         self.flow = dict(zip(FLOWS, by_flow))  # (the give-ups above counted last)
         # the waiting list is reconstructed from each household's time on it, so late give-ups count in their month
-        spells = np.array(self._waiting_spells, dtype=float).reshape(-1, 2)
+        spells = np.frombuffer(self._waiting_spells, dtype=float).reshape(-1, 2)
         ends = np.arange(1, n + 1, dtype=float)
         # on the list at the end of month m: entered before t = m + 1 and not left before it
         self.level["waiting_list"][:] = (np.searchsorted(np.sort(spells[:, 0]), ends, side="left")
