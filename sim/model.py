@@ -319,7 +319,6 @@ class Model:
         self.sold = 0
         self.bought = 0
         self.tilskudd_left = 0.0
-        self._tilskudd_year = None
         self.advisers = Advisers(self.env, max(1, prog.advisers * prog.households_per_adviser)) \
             if prog.advisers > 0 else None
         f = scenario.frame
