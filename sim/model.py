@@ -21,7 +21,6 @@ import gc
 import itertools
 import math
 import operator
-from array import array
 from collections import deque
 from collections.abc import Iterator
 
@@ -307,7 +306,10 @@ class Model:
         # households are not kept once they leave (memory at county scale); what the tables need is recorded
         self.drawn: list[tuple[np.ndarray, ...]] = []  # per batch drawn: ids, is-tenant, arrival time, income
         self._next_household_id = 0
-        self._waiting_spells = array("d")  # joined, left, joined, left, ...: each household's time on the waiting list
+        # each household's time on the waiting list: when it joined, when it left (two lists of floats: the cheapest
+        # to append to, and numpy reads them at the end without unpacking tuples)
+        self._joined: list[float] = []
+        self._left: list[float] = []
         # state
         self.stock: dict[int, Dwelling] = {}
         self.vacant: deque[Dwelling] = deque()
@@ -597,7 +599,8 @@ class Model:
         return None
 
     def _gave_up_waiting(self, hh: Household) -> None:
-        self._waiting_spells.extend((max(hh.arrived, 0.0), hh.give_up_at))
+        self._joined.append(max(hh.arrived, 0.0))
+        self._left.append(hh.give_up_at)
         self.flows_at(hh.give_up_at).gave_up_waiting += 1.0
         self.exited["gave_up_waiting"] += 1
         if self.record_events:
@@ -647,7 +650,8 @@ class Model:
         rate = self._exit_rate_month
         hh.exit_at = exit_at = now - math.log1p(-u[U_EXIT]) / rate if rate > 0 else math.inf
         if announce:  # (the initial tenants moved in before the start)
-            self._waiting_spells.extend((hh.arrived if hh.arrived > 0.0 else 0.0, now))
+            self._joined.append(hh.arrived if hh.arrived > 0.0 else 0.0)
+            self._left.append(now)
             if hh.intro_end > -math.inf:  # a refugee starts the introduction programme when settled, i.e. now
                 hh.intro_end = now + self._introduction_months
             self.flows_now.moved_in += 1.0
@@ -1017,16 +1021,17 @@ class Model:
                 self._gave_up_waiting(hh)
             else:
                 still.append(hh)
-                self._waiting_spells.extend((max(hh.arrived, 0.0), hh.give_up_at))
+                self._joined.append(max(hh.arrived, 0.0))
+                self._left.append(hh.give_up_at)
         self.waiting = still
         by_flow = np.array(list(map(operator.attrgetter(*FLOWS), self._months)), dtype=float).T.copy()
         self.flow = dict(zip(FLOWS, by_flow))  # (the give-ups above counted last)
         # the waiting list is reconstructed from each household's time on it, so late give-ups count in their month
-        spells = np.frombuffer(self._waiting_spells, dtype=float).reshape(-1, 2)
         ends = np.arange(1, n + 1, dtype=float)
+        joined, left = np.sort(np.array(self._joined, dtype=float)), np.sort(np.array(self._left, dtype=float))
         # on the list at the end of month m: entered before t = m + 1 and not left before it
-        self.level["waiting_list"][:] = (np.searchsorted(np.sort(spells[:, 0]), ends, side="left")
-                                         - np.searchsorted(np.sort(spells[:, 1]), ends, side="left"))
+        self.level["waiting_list"][:] = (np.searchsorted(joined, ends, side="left")
+                                         - np.searchsorted(left, ends, side="left"))
 
     @property
     def tenant_households(self) -> int:
