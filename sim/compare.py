@@ -52,8 +52,10 @@ def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
     """Each replication's outcomes over the whole period: flows summed; means and levels averaged."""
     outcomes = [o for o in outcomes if o in yearly.columns]
     averaged = {"frame_wait_months_mean", "waiting_for_frame"}
-    agg = {o: ("mean" if o in averaged else "sum") for o in outcomes}
-    out = yearly.groupby("replication")[outcomes].agg(agg).reset_index()
+    by_replication = yearly.groupby("replication")
+    summed = by_replication[[o for o in outcomes if o not in averaged]].sum()
+    means = by_replication[[o for o in outcomes if o in averaged]].mean()
+    out = pd.concat([summed, means], axis=1)[outcomes].reset_index()
     out["year"] = 0
     return out
 

@@ -551,11 +551,12 @@ def comparison(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
     uncertainty sample, with a 90 % interval. Year 0 is the whole period (flows summed, waits averaged), as in
     ``lte compare``."""
     base_of = {p.sample: p.id for p in sweep.points if p.baseline}
+    by_point = dict(iter(table.groupby("point", sort=False)))  # each point's rows, in the table's order
+    totals = {point: period_totals(rows) for point, rows in by_point.items()}  # year 0: the whole period
     parts = []
     for p in sweep.points:
-        mine = table[table["point"] == p.id]
-        ref = table[table["point"] == base_of[p.sample]]
-        d = pd.concat([paired_difference(period_totals(mine), period_totals(ref), OUTCOMES),  # year 0: whole period
+        mine, ref = by_point[p.id], by_point[base_of[p.sample]]
+        d = pd.concat([paired_difference(totals[p.id], totals[base_of[p.sample]], OUTCOMES),
                        paired_difference(mine, ref, OUTCOMES)], ignore_index=True)
         d.insert(0, "baseline_point", base_of[p.sample])
         d.insert(0, "point", p.id)
