@@ -137,9 +137,15 @@ def main() -> None:
     ap.add_argument("--one-scale", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--replications", type=int, metavar="N",
                     help="only run N Drammen replications (for counting instructions under valgrind; see README)")
+    ap.add_argument("--floors", type=int, metavar="N",
+                    help="only measure SimPy's floor N times (for counting instructions under valgrind; see README)")
     args = ap.parse_args()
     if args.one_scale is not None:
         print(json.dumps(one_scale(args.one_scale)))
+        return
+    if args.floors is not None:
+        for _ in range(args.floors):
+            simpy_floor()
         return
     if args.replications is not None:
         drammen = sc.load(DRAMMEN).scenario
