@@ -499,6 +499,8 @@ def load(path: str | Path, apply_fit: bool = True) -> "LoadedScenario":
     fit = None
     fitted = (data.get("calibration") or {}).get("fitted") if isinstance(data.get("calibration"), dict) else None
     if fitted and apply_fit:
+        # the values as written are checked first: a fit replacing a bad value must not hide it
+        validate(data, origins, str(path))
         owner = origins.get("calibration.fitted", str(path))
         fit_path = Path(owner).parent / fitted
         fit = read_fit(fit_path)

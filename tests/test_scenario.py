@@ -128,6 +128,20 @@ def test_a_variant_value_wins_over_the_base_fit(tmp_path, drammen):
     assert loaded.scenario.programme.dropout_probability == drammen.programme.dropout_probability  # still fitted
 
 
+def test_a_bad_value_the_fit_would_replace_is_still_an_error(tmp_path):
+    """The file naming the fit has its fitted keys replaced on load; a value written there must still be valid
+    (a probability of 1.5 is a mistake whether or not the fit overrides it)."""
+    base = copy_drammen(tmp_path)
+    text = base.read_text(encoding="utf-8")
+    assert "dropout_probability = 0.25" in text
+    base.write_text(text.replace("dropout_probability = 0.25", "dropout_probability = 1.5"), encoding="utf-8")
+    assert "programme.dropout_probability" in sc.read_fit(DRAMMEN.parent / "../calibration/fitted/drammen.toml")["estimate"]
+    with pytest.raises(ScenarioError) as info:
+        sc.load(base)
+    assert str(base) in str(info.value) and "programme.dropout_probability" in str(info.value)
+    assert "at most 1" in str(info.value)
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def _error(tmp_path, body):
     path = write_variant(tmp_path, body, "bad.toml")
