@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,10 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
             w.json("manifest.json", outputs.manifest(result, loaded, _command(), started, _now(),
                                                      {"csv_dialect": csv_dialect, "parameter_draws": draws}))
     click.echo(f"{s.name}: {n} replications, seed {seed}, {time.monotonic() - t0:.1f} s; results in {folder}/")
+    if loaded.fitted_keys:
+        used = f"{len(draws)} draws from its posterior" if draws else "its estimates"
+        click.echo(f"{len(loaded.fitted_keys)} behavioural values from the fit {os.path.normpath(loaded.fit_path)} ({used}) "
+                   f"replace the scenario's own")
 
 
 def _executor_options(f):

@@ -496,7 +496,7 @@ def load(path: str | Path, apply_fit: bool = True) -> "LoadedScenario":
     Raises ScenarioError for any user mistake.
     """
     data, origins, files = load_raw(path)
-    fit = None
+    fit, fit_path = None, None
     fitted = (data.get("calibration") or {}).get("fitted") if isinstance(data.get("calibration"), dict) else None
     if fitted and apply_fit:
         # the values as written are checked first: a fit replacing a bad value must not hide it
@@ -512,7 +512,7 @@ def load(path: str | Path, apply_fit: bool = True) -> "LoadedScenario":
             set_value(data, key, fit["estimate"][key], str(fit_path))
         files = files + [fit_path]
     scenario = validate(data, origins, str(path))
-    return LoadedScenario(scenario, [Path(f) for f in files], fit)
+    return LoadedScenario(scenario, [Path(f) for f in files], fit, fit_path)
 
 
 def read_fit(path: Path) -> dict:
@@ -534,12 +534,19 @@ def read_fit(path: Path) -> dict:
 
 
 class LoadedScenario:
-    """A validated scenario with the files it came from (for the manifest's hash) and its fit, if any."""
+    """A validated scenario with the files it came from (for the manifest's hash) and its fit, if any (the
+    fitted parameter file's contents and its path)."""
 
-    def __init__(self, scenario: Scenario, files: list[Path], fit: dict | None = None):
+    def __init__(self, scenario: Scenario, files: list[Path], fit: dict | None = None, fit_path: Path | None = None):
         self.scenario = scenario
         self.files = files
         self.fit = fit
+        self.fit_path = fit_path
+
+    @property
+    def fitted_keys(self) -> list[str]:
+        """The keys whose values came from the fit (a variant's own values are kept, see :func:`load`)."""
+        return list(self.fit.get("applied", [])) if self.fit else []
 
     def posterior_draws(self, n: int, seed: int) -> list[dict[str, float]]:
         """n parameter sets drawn (by weight, with replacement) from the fit's posterior; seeded."""

@@ -9,6 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from sim import scenario as sc
 from sim.cli import cli
 
 from .conftest import DRAMMEN, write_variant
@@ -35,6 +36,20 @@ def test_run_writes_all_files(tmp_path, short_file):
     for key in ("scenario", "scenario_files_sha256", "seed", "replications", "package_version", "command", "started", "finished"):
         assert key in manifest
     assert manifest["replications"] == 2 and manifest["scenario"]["period"]["end"] == "2012-12"
+
+
+def test_run_says_which_values_came_from_the_fit(tmp_path, short_file):
+    """A planner who edits a fitted key in the file that names the fit sees no effect; the run says why."""
+    fitted = len(sc.load(short_file).fitted_keys)
+    assert fitted > 0
+    r = invoke("run", short_file, "-n", 2, "--out", tmp_path / "a")
+    assert r.exit_code == 0 and f"{fitted} behavioural values from the fit" in r.output
+    assert "(2 draws from its posterior)" in r.output
+    r = invoke("run", short_file, "-n", 2, "--parameter-draws", 0, "--out", tmp_path / "b")
+    assert "(its estimates)" in r.output
+    no_fit = write_variant(tmp_path, "[calibration]\nfitted = \"\"\n", "no_fit.toml", base=short_file)
+    r = invoke("run", no_fit, "-n", 1, "--out", tmp_path / "c")
+    assert r.exit_code == 0 and "from the fit" not in r.output
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, short_file):
