@@ -101,8 +101,8 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
     click.echo(f"{s.name}: {n} replications, seed {seed}, {time.monotonic() - t0:.1f} s; results in {folder}/")
     if loaded.fitted_keys:
         used = f"{len(draws)} draws from its posterior" if draws else "its estimates"
-        click.echo(f"{len(loaded.fitted_keys)} behavioural values from the fit {os.path.normpath(loaded.fit_path)} ({used}) "
-                   f"replace the scenario's own")
+        click.echo(f"{len(loaded.fitted_keys)} behavioural values from the fit {os.path.normpath(loaded.fit_path)} "
+                   f"({used}) replace the scenario's own")
 
 
 def _executor_options(f):

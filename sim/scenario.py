@@ -545,15 +545,16 @@ class LoadedScenario:
 
     @property
     def fitted_keys(self) -> list[str]:
-        """The keys whose values came from the fit (a variant's own values are kept, see :func:`load`)."""
-        return list(self.fit.get("applied", [])) if self.fit else []
+        """The keys whose values come from the fit: those :func:`load` applied (a variant's own values are kept),
+        or every estimated key of a fit built in memory (calibration's)."""
+        return list(self.fit.get("applied", self.fit.get("estimate", {}))) if self.fit else []
 
     def posterior_draws(self, n: int, seed: int) -> list[dict[str, float]]:
         """n parameter sets drawn (by weight, with replacement) from the fit's posterior; seeded."""
         if not self.fit or not self.fit.get("posterior"):
             return []
         post = self.fit["posterior"]
-        keys = self.fit.get("applied", list(self.fit["estimate"]))
+        keys = self.fitted_keys
         if not keys:
             return []
         import numpy as np
