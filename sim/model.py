@@ -85,7 +85,7 @@ N_UNIFORMS = ATTEMPT_BASE + PER_ATTEMPT * MAX_ATTEMPTS
 # Stream names, in a fixed order: each is spawned from the replication's seed by its index.
 STREAMS = ("stock", "tenants", "arrivals", "other_borrowers", "frame_rounds")
 
-_time_of = operator.itemgetter(0)
+_time_of = operator.attrgetter("t")
 
 # Outcomes of one attempt at buying.
 BOUGHT, REFUSED, DROPPED = "bought", "refused", "dropped"
@@ -162,36 +162,41 @@ class _Due:
     reads only an event's ``callbacks`` and ``_ok``, and a process that yields it (``Process._resume``) only
     ``callbacks``, ``_ok`` and ``_value``. Every wait of the model is one of these, so its cost is paid tens of
     thousands of times a run. Unlike a timeout it can be made before it is scheduled: a wait due in a later
-    month joins the event queue only when that month begins (see :meth:`Model.wait`).
-    tests/test_model.py checks that processes and calls wake at their exact times with this SimPy version.
+    month joins the event queue only when that month begins (see :meth:`Model.wait`), and it carries the time
+    it is due (``t``) until then. tests/test_model.py checks that processes and calls wake at their exact times
+    with this SimPy version.
     """
 
-    __slots__ = ("callbacks",)
+    __slots__ = ("t", "callbacks")
     _ok = True
     _value = None
 
-    def __init__(self, callbacks: list):
-        self.callbacks = callbacks
+    def __init__(self, t: float):
+        self.t = t
+        self.callbacks = []
 
 
 def _fire(call: _Call) -> None:
-    call.action(*call.args)
+    call.action(call.arg)
 
 
 class _Call:
-    """A timed call: an event like :class:`_Due` whose one callback calls ``action(*args)``. Its callbacks are a
-    tuple shared by all calls (SimPy's loop only iterates over them, then sets the attribute to None), so a call
-    is one small object, made when it is asked for (see :meth:`Model._at`)."""
+    """A timed call: an event like :class:`_Due`, due at ``t``, whose one callback calls ``action(arg)``. Its
+    callbacks are a tuple shared by all calls (SimPy's loop only iterates over them, then sets the attribute to
+    None), so a call is one small object, made when it is asked for (see :meth:`Model._at`). Every action takes
+    one argument: a call waits for years at county scale, and a tuple of arguments would be another object to
+    keep, and to fetch from memory when it fires."""
 
-    __slots__ = ("callbacks", "action", "args")
+    __slots__ = ("t", "callbacks", "action", "arg")
     _ok = True
     _value = None
     _FIRE = (_fire,)
 
-    def __init__(self, action, args: tuple):
+    def __init__(self, t: float, action, arg):
+        self.t = t
         self.callbacks = _Call._FIRE
         self.action = action
-        self.args = args
+        self.arg = arg
 
 
 class Advisers:
@@ -298,7 +303,7 @@ class Model:
         self.events_handled = 0  # every event SimPy handles for this run (tests check it against its loop)
         self.record_events = record_events
         self.events: list[tuple] = []
-        # (t, event): the calls and waits due in month m, queued when it begins
+        # the calls and waits due in month m (each carries its time, t), queued when the month begins
         self._later: list[list | None] = [[] for _ in range(n)]
         self._newcomers: list[tuple] = []  # (arrivals per month, their households, the call that receives them)
         self._running: set[simpy.Process] = set()  # the processes not yet finished (see _close)
@@ -370,9 +375,9 @@ class Model:
         if m >= self.n:  # ends after the run: never fires, and is not counted
             return self.env.event()
         self.events_handled += 1
-        event = _Due([])
+        event = _Due(t)
         if m > self.this_month:
-            self._later[m].append((t, event))
+            self._later[m].append(event)
         else:
             self.env.schedule(event, simpy.events.NORMAL, t - now)
         return event
@@ -484,7 +489,7 @@ class Model:
         ]
         self._process(self._calendar())
         if s.programme.replacements_ahead > 0 and p.programme_start < p.n:
-            self._after(p.programme_start, self._buy_ahead)
+            self._after(p.programme_start, self._buy_ahead, int(round(s.programme.replacements_ahead)))
 
     def _add_dwelling(self, family: bool, sellable: bool, dedicated: bool) -> Dwelling:
         st = self.s.stock
@@ -511,7 +516,7 @@ class Model:
             for per_month, households, action in self._newcomers:
                 for hh in itertools.islice(households, per_month[m]):
                     self.events_handled += 1
-                    due.append((hh.arrived, _Call(action, (hh,))))
+                    due.append(_Call(hh.arrived, action, hh))
             due.sort(key=_time_of)  # stable: equal times keep the order they were asked for
             due.reverse()  # the first due last: _feed takes them from the end
             self._feed(due)
@@ -546,11 +551,12 @@ class Model:
         schedule = self.env.schedule
         batch = due[-FEED_BATCH:]
         del due[-FEED_BATCH:]
-        for t, event in reversed(batch):
-            schedule(event, simpy.events.NORMAL, t - now)
+        for event in reversed(batch):
+            schedule(event, simpy.events.NORMAL, event.t - now)
         if due:
             self.events_handled += 1
-            schedule(_Call(self._feed, (due,)), simpy.events.URGENT, due[-1][0] - now)
+            t = due[-1].t
+            schedule(_Call(t, self._feed, due), simpy.events.URGENT, t - now)
 
     def _month_boundary(self) -> simpy.Event:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
@@ -558,7 +564,7 @@ class Model:
         end of the run is never handled (the run stops first), so it is not counted."""
         if self.env.now + 1.0 < self.n:
             self.events_handled += 1
-        event = _Due([])
+        event = _Due(self.env.now + 1.0)
         self.env.schedule(event, simpy.events.URGENT, 1.0)
         return event
 
@@ -607,8 +613,8 @@ class Model:
             self.events.append((hh.give_up_at, hh.id, "tenant", "gave_up_waiting", -1, 0.0, 0.0, 0.0))
         hh.exit_at = hh.give_up_at
 
-    def _at(self, t: float, action, *args) -> None:
-        """Call ``action(*args)`` at time ``t`` (now at the earliest): an event with a callback, cheaper than a
+    def _at(self, t: float, action, arg) -> None:
+        """Call ``action(arg)`` at time ``t`` (now at the earliest): an event with a callback, cheaper than a
         process for a single step (re-letting, leaving, referral, giving up).
 
         A call due in a later month waits in that month's list and enters SimPy's event queue when its month
@@ -621,14 +627,16 @@ class Model:
             return
         self.events_handled += 1
         if m > self.this_month:
-            self._later[m].append((t, _Call(action, args)))
+            self._later[m].append(_Call(t, action, arg))
         else:
             now = self.env.now
-            self.env.schedule(_Call(action, args), simpy.events.NORMAL, t - now if t > now else 0.0)
+            if t < now:
+                t = now
+            self.env.schedule(_Call(t, action, arg), simpy.events.NORMAL, t - now)
 
-    def _after(self, delay: float, action, *args) -> None:
-        """Call ``action(*args)`` after ``delay`` months (see :meth:`_at`)."""
-        self._at(self.env.now + delay if delay > 0.0 else self.env.now, action, *args)
+    def _after(self, delay: float, action, arg) -> None:
+        """Call ``action(arg)`` after ``delay`` months (see :meth:`_at`)."""
+        self._at(self.env.now + delay if delay > 0.0 else self.env.now, action, arg)
 
     def _schedule_relet(self, d: Dwelling) -> None:
         self._after(self.s.stock.relet_delay_months, self._relet, d)
@@ -896,17 +904,18 @@ class Model:
         ratio = self.p.replacement_ratio[self.this_month]
         n = int(ratio) + (1 if hh.u[U_REPLACE] < ratio - int(ratio) else 0)
         if n:
-            self._after(self.s.programme.replacement_delay_months, self._replace, sold, n)
+            self._after(self.s.programme.replacement_delay_months, self._replace, (sold, n))
 
-    def _replace(self, sold: Dwelling, n: int) -> None:
+    def _replace(self, order: tuple[Dwelling, int]) -> None:
+        """Buy ``n`` dwellings like the one ``sold``."""
+        sold, n = order
         for _ in range(n):
             self._buy_dwelling(sold.family, sold.sellable, sold.dedicated)
 
-    def _buy_ahead(self) -> None:
-        """At the programme start the municipality buys ``replacements_ahead`` dwellings before any sale, with the
-        stock's mix of family and sellable dwellings (drawn from the stock's own stream)."""
+    def _buy_ahead(self, n: int) -> None:
+        """At the programme start the municipality buys ``replacements_ahead`` (n) dwellings before any sale, with
+        the stock's mix of family and sellable dwellings (drawn from the stock's own stream)."""
         st = self.s.stock
-        n = int(round(self.s.programme.replacements_ahead))
         for u_family, u_sellable in self.rng["stock"].random((n, 2)).tolist():
             self._buy_dwelling(u_family < st.family_share, u_sellable < st.sellable_share, False)
 

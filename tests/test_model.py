@@ -180,7 +180,7 @@ def test_calls_due_in_later_months_fire_at_their_exact_time(short):
     model = Model(short, streams_for(1, 0))
     fired = []
     for delay in (0.25, 0.999, 1.0, 13.7, 40.123456789):
-        model._after(delay, lambda d=delay: fired.append((d, model.env.now)))
+        model._after(delay, lambda d: fired.append((d, model.env.now)), delay)
     woke = []
 
     def sleeper(delay):
