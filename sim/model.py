@@ -707,57 +707,57 @@ class Model:
         self._process(self._programme(hh))
 
     def _programme(self, hh: Household):
-        """Up to max_attempts of advice and buying; without a purchase, an ordinary tenant again."""
+        """Up to max_attempts of advice, application and buying, each attempt from its own uniforms; without a
+        purchase, an ordinary tenant again.
+
+        The attempts are written out here rather than delegated to a generator of their own: a process resumes
+        through every generator it delegates to, and each is a frame to fetch from memory after a wait of months
+        (one level fewer: 2.2 % fewer instructions per Drammen replication, 3-4 % less time at 1.5k and 15k)."""
         prog = self.s.programme
-        for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS)):
-            outcome = yield from self._attempt(hh, attempt)
-            if outcome == BOUGHT:
+        u = hh.u
+        outcome = DROPPED  # (also without advisers: no attempt can start)
+        for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS) if self.advisers is not None else 0):
+            base = ATTEMPT_BASE + attempt * PER_ATTEMPT
+            # advice: wait for a place, then for the advice to end (or the household to drop out)
+            duration = self._advice_months(u[base + U_ADVICE])
+            place = self.advisers.request()
+            if place is not None:
+                yield place
+                self.events_handled += 1
+            self.in_advice += 1
+            self.flows_now.advice_started += 1.0
+            if self.record_events:
+                self.log(hh, "advice_started")
+            u_drop = u[base + U_DROPOUT]
+            dropped = u_drop < prog.dropout_probability
+            yield self.wait(duration * u_drop / prog.dropout_probability if dropped else duration)
+            self.in_advice -= 1
+            self.advisers.release()
+            if dropped:
+                self.flows_now.advice_dropped += 1.0
+                if self.record_events:
+                    self.log(hh, "advice_dropped")
+                outcome = DROPPED
                 break
-            if outcome == DROPPED or self.env.now + prog.reapply_after_months >= hh.exit_at:
+            self.flows_now.advice_completed += 1.0
+            if self.record_events:
+                self.log(hh, "advice_completed")
+            hh.savings_nok += prog.saving_during_advice_nok_month * duration
+            if hh.debt_problems and u[U_DEBT_CLEAR] < prog.debt_clear_probability:
+                hh.debt_problems = False
+            # application, then frame and purchase; refused or failed, the household may try again later
+            own = (hh.dwelling.sellable and prog.sell_to_tenants and u[U_OWN] < prog.buy_own_share)
+            applied = self._apply(hh, own, u[base + U_PRICE])
+            if applied is None:
+                outcome = REFUSED
+            else:
+                outcome = yield from self._buy(hh, attempt, own, *applied)
+            if outcome == BOUGHT or self.env.now + prog.reapply_after_months >= hh.exit_at:
                 break
             yield self.wait(prog.reapply_after_months)
         if outcome != BOUGHT:  # no purchase: leaves by another route when its time comes (maybe after the end)
             self._leave_when_due(hh)
         self._ended()
-
-    def _attempt(self, hh: Household, attempt: int):
-        """Advice, application, frame, purchase. Returns BOUGHT, REFUSED or DROPPED."""
-        prog = self.s.programme
-        u = hh.u
-        base = ATTEMPT_BASE + attempt * PER_ATTEMPT
-        if self.advisers is None:
-            return DROPPED
-        duration = self._advice_months(u[base + U_ADVICE])
-        place = self.advisers.request()
-        if place is not None:
-            yield place
-            self.events_handled += 1
-        self.in_advice += 1
-        self.flows_now.advice_started += 1.0
-        if self.record_events:
-            self.log(hh, "advice_started")
-        u_drop = u[base + U_DROPOUT]
-        dropped = u_drop < prog.dropout_probability
-        yield self.wait(duration * u_drop / prog.dropout_probability if dropped else duration)
-        self.in_advice -= 1
-        self.advisers.release()
-        if dropped:
-            self.flows_now.advice_dropped += 1.0
-            if self.record_events:
-                self.log(hh, "advice_dropped")
-            return DROPPED
-        self.flows_now.advice_completed += 1.0
-        if self.record_events:
-            self.log(hh, "advice_completed")
-        hh.savings_nok += prog.saving_during_advice_nok_month * duration
-        if hh.debt_problems and u[U_DEBT_CLEAR] < prog.debt_clear_probability:
-            hh.debt_problems = False
-        own = (hh.dwelling.sellable and prog.sell_to_tenants and u[U_OWN] < prog.buy_own_share)
-        applied = self._apply(hh, own, u[base + U_PRICE])
-        if applied is None:
-            return REFUSED
-        outcome = yield from self._buy(hh, attempt, own, *applied)
-        return outcome
 
     # ------------------------------------------------------------------ lending, frame and purchase
     def income_nok_year(self, hh: Household) -> float:
