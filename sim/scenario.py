@@ -503,6 +503,8 @@ def load(path: str | Path, apply_fit: bool = True) -> "LoadedScenario":
         validate(data, origins, str(path))
         owner = origins.get("calibration.fitted", str(path))
         fit_path = Path(owner).parent / fitted
+        if not fit_path.exists():
+            raise ScenarioError(owner, [("calibration.fitted", f"fitted parameter file {fit_path} not found")])
         fit = read_fit(fit_path)
         # a file that extends the one naming the fit and sets a fitted key itself keeps its own value
         rank = {str(f): i for i, f in enumerate(files)}

@@ -95,6 +95,13 @@ def test_missing_and_malformed_file(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_missing_fit_file_names_the_scenario_and_its_key(tmp_path, short_file):
+    path = write_variant(tmp_path, '[calibration]\nfitted = "nosuch_fit.toml"\n', "badfit.toml", base=short_file)
+    r = invoke("run", path, "-n", 1, "--out", tmp_path / "o")
+    _assert_user_error(r, f"{path}: calibration.fitted: fitted parameter file {tmp_path / 'nosuch_fit.toml'} not found")
+    assert not (tmp_path / "o").exists()
+
+
 def test_non_empty_out_is_refused_unless_overwrite(tmp_path, short_file):
     out = tmp_path / "out"
     out.mkdir()
