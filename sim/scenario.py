@@ -406,6 +406,9 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dic
     if resolved in _chain:
         raise ScenarioError(str(path), [("extends", "files extend each other in a circle")])
     data = read_toml(path)
+    if "base" in data:  # how lte validate tells the two apart
+        raise ScenarioError(str(path), [("", "is a sweep file (it names a base scenario), not a scenario; "
+                                             "run it with lte sweep")])
     origins: dict[str, str] = {}
     files = [path]
     base_name = data.pop("extends", None)

@@ -110,6 +110,9 @@ def load(path: str | Path) -> Sweep:
     path = Path(path)
     raw = sc.read_toml(path)
     f = str(path)
+    if "base" not in raw and ("extends" in raw or any(k in sc.Scenario.model_fields and k not in TOP_KEYS for k in raw)):
+        raise ScenarioError(f, [("", "is a scenario file (it names no base scenario), not a sweep file; "
+                                     "run it with lte run, or name it as the base of a sweep file")])
     problems: list[tuple[str, str]] = []
     for key in raw:
         if key not in TOP_KEYS:

@@ -102,6 +102,17 @@ def test_missing_fit_file_names_the_scenario_and_its_key(tmp_path, short_file):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("command, file, fragment", [
+    ("run", DRAMMEN.parent / "frame_sweep.toml", "is a sweep file (it names a base scenario), not a scenario; run it with lte sweep"),
+    ("sweep", DRAMMEN, "is a scenario file (it names no base scenario), not a sweep file; run it with lte run"),
+    ("sensitivity", DRAMMEN, "is a scenario file"),
+])
+def test_sweep_and_scenario_files_are_told_apart(tmp_path, command, file, fragment):
+    r = invoke(command, file, "--out", tmp_path / "o")
+    _assert_user_error(r, f"{file}: {fragment}")
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_non_empty_out_is_refused_unless_overwrite(tmp_path, short_file):
     out = tmp_path / "out"
     out.mkdir()
