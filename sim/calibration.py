@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,15 +299,12 @@ def calibrate(scenario_path: str, targets_path: str, out_path: str, *, until: st
     t0 = time.monotonic()
     loaded = sc.load(scenario_path, apply_fit=False)
     scenario = loaded.scenario
+    if until is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", until):
+        # a year alone is refused rather than read as its January
+        raise UserError(f"--until {until}: must be a month written YYYY-MM, e.g. 2013-09 "
+                        "(2013-12 for the whole of 2013)")
     all_targets = tg.load_targets(targets_path, scenario)
     fit_targets = tg.load_targets(targets_path, scenario, until) if until else all_targets
-    if until:
-        from sim.timeline import YearMonth
-
-        try:
-            YearMonth.parse(until[:7])
-        except ValueError as exc:
-            raise UserError(f"--until {until}: {exc}") from None
     problem = make_problem(scenario, fit_targets, replications, scenario_path)
     out = Path(out_path)
     key = run_key(problem, particles, seed)

@@ -218,7 +218,7 @@ def report(folder: str) -> None:
 @click.argument("scenario")
 @click.option("--targets", "targets", required=True, help="Observed figures (CSV: date, quantity, value, lower, upper, scope, source).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Fitted parameter file to write (TOML).")
-@click.option("--until", help="Fit only on targets up to this date (YYYY-MM); later targets are a hold-out check.")
+@click.option("--until", help="Fit only on targets up to the end of this month (YYYY-MM); later targets are a hold-out check.")
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--particles", type=click.IntRange(min=10), default=100, show_default=True, help="Posterior sample size.")
 @click.option("--generations", type=click.IntRange(min=1), default=5, show_default=True, help="ABC-SMC generations.")

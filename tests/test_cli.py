@@ -113,6 +113,14 @@ def test_sweep_and_scenario_files_are_told_apart(tmp_path, command, file, fragme
     assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("until", ["2013-13", "abc", "2013-9", "2013", "2013-09-15", ""])
+def test_calibrate_until_must_be_a_month(tmp_path, until):
+    targets = DRAMMEN.parent.parent / "calibration" / "targets" / "drammen.csv"
+    r = invoke("calibrate", DRAMMEN, "--targets", targets, "--out", tmp_path / "fit.toml", "--until", until)
+    _assert_user_error(r, f"--until {until}: must be a month written YYYY-MM")
+    assert len(r.output.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
 def test_non_empty_out_is_refused_unless_overwrite(tmp_path, short_file):
     out = tmp_path / "out"
     out.mkdir()
