@@ -21,6 +21,11 @@ def _command() -> list[str]:
     return ["lte", *sys.argv[1:]]
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 replication``, ``2 replications``: a count with its noun, singular for one."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -55,12 +60,13 @@ def validate(files: tuple[str, ...]) -> None:
     for f in files:
         if "base" in sc.read_toml(Path(f)):  # a sweep file names its base scenario
             spec = sw.load(f)
-            click.echo(f"{f}: ok (sweep '{spec.name}', {len(spec.points)} points x {spec.replications} replications)")
+            click.echo(f"{f}: ok (sweep '{spec.name}', {_count(len(spec.points), 'point')} x "
+                       f"{_count(spec.replications, 'replication')})")
             continue
         loaded = sc.load(f)
         s = loaded.scenario
         click.echo(f"{f}: ok (scenario '{s.name}', {s.period.start} to {s.period.end}, "
-                   f"{len(loaded.files)} file{'s' if len(loaded.files) > 1 else ''})")
+                   f"{_count(len(loaded.files), 'file')})")
 
 
 @cli.command()
@@ -98,11 +104,13 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
                 w.table(name, table, csv_dialect)
             w.json("manifest.json", outputs.manifest(result, loaded, _command(), started, _now(),
                                                      {"csv_dialect": csv_dialect, "parameter_draws": draws}))
-    click.echo(f"{s.name}: {n} replications, seed {seed}, {time.monotonic() - t0:.1f} s; results in {folder}/")
+    click.echo(f"{s.name}: {_count(n, 'replication')}, seed {seed}, {time.monotonic() - t0:.1f} s; "
+               f"results in {folder}/")
     if loaded.fitted_keys:
-        used = f"{len(draws)} draws from its posterior" if draws else "its estimates"
-        click.echo(f"{len(loaded.fitted_keys)} behavioural values from the fit {os.path.normpath(loaded.fit_path)} "
-                   f"({used}) replace the scenario's own")
+        fitted = len(loaded.fitted_keys)
+        used = f"{_count(len(draws), 'draw')} from its posterior" if draws else "its estimates"
+        click.echo(f"{_count(fitted, 'behavioural value')} from the fit {os.path.normpath(loaded.fit_path)} "
+                   f"({used}) {'replaces' if fitted == 1 else 'replace'} the scenario's own")
 
 
 def _executor_options(f):
@@ -137,8 +145,9 @@ def sweep(sweep_file: str, out: str | None, overwrite: bool, csv_dialect: str, w
     finally:
         executor.close()
     resumed = f", {result.runs_done_before} already done" if result.runs_done_before else ""
-    click.echo(f"{spec.name}: {len(spec.points)} points x {spec.replications} replications = {result.runs_total} runs"
-               f"{resumed}; {time.monotonic() - t0:.1f} s on {executor.name}; results in {folder}/")
+    click.echo(f"{spec.name}: {_count(len(spec.points), 'point')} x {_count(spec.replications, 'replication')} = "
+               f"{_count(result.runs_total, 'run')}{resumed}; {time.monotonic() - t0:.1f} s on {executor.name}; "
+               f"results in {folder}/")
 
 
 @cli.command()
@@ -240,12 +249,12 @@ def calibrate(scenario: str, targets: str, out: str, until: str | None, seed: in
     finally:
         executor.close()
     if result["resumed_generations"]:
-        click.echo(f"resumed after {result['resumed_generations']} saved generations")
+        click.echo(f"resumed after {_count(result['resumed_generations'], 'saved generation')}")
     for key, e in result["estimates"].items():
         click.echo(f"  {key:45s} {e['median']:10.4g}  90 % [{e['p5']:.4g}, {e['p95']:.4g}]")
     t = result["table"]
-    click.echo(f"{int(t['within_band'].sum())} of {len(t)} targets within the simulated 90 % band; "
-               f"{result['evaluations']} evaluations, {result['seconds']:.0f} s; wrote {out} and its report")
+    click.echo(f"{int(t['within_band'].sum())} of {_count(len(t), 'target')} within the simulated 90 % band; "
+               f"{_count(result['evaluations'], 'evaluation')}, {result['seconds']:.0f} s; wrote {out} and its report")
 
 
 def main() -> None:

@@ -137,6 +137,7 @@ def test_run_draws_parameters_from_the_posterior(small, tmp_path):
     variant.write_text(f'extends = "{scen.as_posix()}"\n[period]\nend = "2011-12"\n[calibration]\nfitted = "f.toml"\n')
     r = CliRunner().invoke(cli, ["run", str(variant), "-n", "6", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
+    assert "1 behavioural value from the fit" in r.output and "(6 draws from its posterior) replaces" in r.output
     drawn = json.loads((tmp_path / "a" / "manifest.json").read_text())["parameter_draws"]
     assert len(drawn) == 6 and {d["programme.buy_own_share"] for d in drawn} == {0.0, 1.0}
     y = pd.read_csv(tmp_path / "a" / "yearly.csv")

@@ -52,6 +52,17 @@ def test_run_says_which_values_came_from_the_fit(tmp_path, short_file):
     assert r.exit_code == 0 and "from the fit" not in r.output
 
 
+def test_counts_of_one_are_singular(tmp_path, short_file):
+    r = invoke("run", short_file, "-n", 1, "--out", tmp_path / "r")
+    assert r.exit_code == 0 and ": 1 replication, seed" in r.output and "(1 draw from its posterior)" in r.output
+    sweep = tmp_path / "one.toml"
+    sweep.write_text(f'base = "{short_file.as_posix()}"\nreplications = 1\n')
+    for args in (["validate", sweep], ["sweep", sweep, "--workers", 1, "--out", tmp_path / "s"]):
+        r = invoke(*args)
+        assert r.exit_code == 0 and "1 point x 1 replication" in r.output and "replications" not in r.output, r.output
+    assert "= 1 run;" in r.output
+
+
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, short_file):
     outs = []
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
