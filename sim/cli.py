@@ -79,8 +79,9 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
               help="plain: comma and decimal point; nb: semicolon, decimal comma, UTF-8 with BOM (Excel, Norwegian).")
 @click.option("--parameter-draws", type=click.IntRange(min=0), default=None,
-              help="Parameter sets drawn from the calibration posterior, shared out over the replications; "
-                   "0 uses the point estimate [default: one per replication when the scenario has a posterior].")
+              help="Parameter sets drawn from the calibration posterior, shared out over the replications (at most "
+                   "one each); 0 uses the point estimate; only for a scenario that names a fit "
+                   "[default: one per replication when the scenario has a posterior].")
 def run(scenario: str, replications: int | None, seed: int | None, out: str | None, overwrite: bool,
         events: bool, csv_dialect: str, parameter_draws: int | None) -> None:
     """Run a scenario and write monthly, yearly, summary, budget and loans tables."""
@@ -94,7 +95,11 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
     seed = s.seed if seed is None else seed
     folder = Path(out) if out else Path("outputs") / s.name
     started, t0 = _now(), time.monotonic()
-    draws = loaded.posterior_draws(n if parameter_draws is None else parameter_draws, seed)
+    if parameter_draws is not None and not loaded.fit:
+        raise UserError(f"{scenario}: --parameter-draws: the scenario names no fit (calibration.fitted), so there "
+                        "is no posterior to draw from; leave the option out")
+    # replication r runs with draw r mod N: draws beyond the replications would go unused, so they are not drawn
+    draws = loaded.posterior_draws(n if parameter_draws is None else min(parameter_draws, n), seed)
     per_replication = runner.posterior_scenarios(s, draws) if draws else None
     with outputs.locked_dir(folder, overwrite=overwrite) as folder:
         result = runner.run(s, n, seed, record_events=events, scenarios=per_replication,
@@ -109,6 +114,8 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
     if loaded.fitted_keys:
         fitted = len(loaded.fitted_keys)
         used = f"{_count(len(draws), 'draw')} from its posterior" if draws else "its estimates"
+        if draws and parameter_draws is not None and parameter_draws > len(draws):
+            used += f", one per replication; {parameter_draws} were asked for"
         click.echo(f"{_count(fitted, 'behavioural value')} from the fit {os.path.normpath(loaded.fit_path)} "
                    f"({used}) {'replaces' if fitted == 1 else 'replace'} the scenario's own")
 

@@ -52,6 +52,19 @@ def test_run_says_which_values_came_from_the_fit(tmp_path, short_file):
     assert r.exit_code == 0 and "from the fit" not in r.output
 
 
+def test_parameter_draws_counts_what_is_used_and_needs_a_fit(tmp_path, short_file):
+    r = invoke("run", short_file, "-n", 2, "--parameter-draws", 5, "--out", tmp_path / "a")
+    assert r.exit_code == 0 and "(2 draws from its posterior, one per replication; 5 were asked for)" in r.output
+    assert len(json.loads((tmp_path / "a" / "manifest.json").read_text())["parameter_draws"]) == 2
+    r = invoke("run", short_file, "-n", 2, "--out", tmp_path / "b")  # the same draws as when 5 are asked for
+    assert (tmp_path / "a" / "yearly.csv").read_bytes() == (tmp_path / "b" / "yearly.csv").read_bytes()
+    no_fit = write_variant(tmp_path, "[calibration]\nfitted = \"\"\n", "no_fit.toml", base=short_file)
+    for n in (3, 0):
+        r = invoke("run", no_fit, "-n", 1, "--parameter-draws", n, "--out", tmp_path / "c")
+        _assert_user_error(r, f"{no_fit}: --parameter-draws: the scenario names no fit (calibration.fitted)")
+    assert not (tmp_path / "c").exists()
+
+
 def test_counts_of_one_are_singular(tmp_path, short_file):
     r = invoke("run", short_file, "-n", 1, "--out", tmp_path / "r")
     assert r.exit_code == 0 and ": 1 replication, seed" in r.output and "(1 draw from its posterior)" in r.output
