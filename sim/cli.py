@@ -178,9 +178,13 @@ def compare(run_a: str, run_b: str, out: str | None, csv_dialect: str) -> None:
             w.table(Path(out).name, table, csv_dialect)
     total = table[table["year"] == 0]
     click.echo(f"A = {run_a}, B = {run_b}; over the whole period, per replication (90 % interval of A - B):")
+    if (total["replications"] < 2).any():
+        click.echo("  (one replication each: A - B has no interval, which needs at least 2 replications)")
     for row in total.itertuples():
+        interval = (f"[{row.difference_low90:,.1f}, {row.difference_high90:,.1f}]" if row.replications >= 2
+                    else "[no interval]")
         click.echo(f"  {row.outcome:24s} A {row.mean:16,.1f}  B {row.baseline_mean:16,.1f}  "
-                   f"A-B {row.difference:14,.1f}  [{row.difference_low90:,.1f}, {row.difference_high90:,.1f}]")
+                   f"A-B {row.difference:14,.1f}  {interval}")
 
 
 @cli.command()

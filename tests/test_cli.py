@@ -189,3 +189,14 @@ def test_console_script_and_module(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "sim", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "run" in r.stdout
+
+
+def test_compare_with_one_replication_says_there_is_no_interval(tmp_path, short_file):
+    for name in ("a", "b"):
+        assert invoke("run", short_file, "-n", 1, "--parameter-draws", 0, "--out", tmp_path / name).exit_code == 0
+    r = invoke("compare", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "c.csv")
+    assert r.exit_code == 0, r.output
+    assert "nan" not in r.output and "no interval, which needs at least 2 replications" in r.output
+    assert "A-B            0.0  [no interval]" in r.output
+    row = (tmp_path / "c.csv").read_text().splitlines()[1]
+    assert row.startswith("0,new_owners,") and row.endswith(",0,,,1")  # difference 0, interval cells empty
