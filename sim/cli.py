@@ -104,7 +104,7 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
     with outputs.locked_dir(folder, overwrite=overwrite) as folder:
         result = runner.run(s, n, seed, record_events=events, scenarios=per_replication,
                             progress=Progress(f"run {s.name}"))
-        with outputs.AtomicWriter(folder) as w:
+        with outputs.AtomicWriter(folder, clear_results=overwrite) as w:  # only the new run's results remain
             for name, table in outputs.run_tables(result).items():
                 w.table(name, table, csv_dialect)
             w.json("manifest.json", outputs.manifest(result, loaded, _command(), started, _now(),

@@ -11,8 +11,9 @@ import json
 import os
 import socket
 from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,17 @@ from sim.errors import OutputError
 LOCK_NAME = ".lte.lock"
 DIALECTS = ("plain", "nb")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What lte itself writes into an output folder: the tables and manifest of lte run, lte sweep and lte sensitivity,
+# a sweep's sweep.json and the run files in its runs/, and lte report's page and the charts in its charts/
+# (sim/report.py). lte run --overwrite removes these, with their unfinished temporary files, and nothing else.
+RESULT_FILES = ("monthly.csv", "yearly.csv", "summary.csv", "budget.csv", "loans.csv", "events.csv", "manifest.json",
+                "points.csv", "runs.csv", "comparison.csv", "sweep.json", "sensitivity.csv", "report.html")
+RESULT_FOLDERS = {
+    "runs": ("*.yearly.csv", "*.loans.csv"),
+    "charts": ("new_owners.png", "frame.png", "waiting.png", "startlan.png", "portfolio.png", "municipal_money.png",
+               "sweep_new_owners.png", "sweep_startlan_nok.png", "sweep_frame_gave_up.png",
+               "sweep_frame_expired_nok.png", "sweep_loss_nok.png"),
+}
 
 
 # ---------------------------------------------------------------------------------------------- folders
@@ -85,11 +97,44 @@ def locked_dir(path: str | Path, overwrite: bool = False, allow_existing: bool =
             path.rmdir()
 
 
-class AtomicWriter:
-    """Collects files written to temporary names; :meth:`commit` renames them all into place."""
+def _is_result_name(name: str, patterns: Iterable[str]) -> bool:
+    """A result's name, or the temporary name it has while it is written (see :class:`AtomicWriter`)."""
+    return any(fnmatch(name, pattern) or fnmatch(name, f".{pattern}.tmp-*") for pattern in patterns)
 
-    def __init__(self, folder: Path):
+
+def remove_results(folder: Path, keep: Iterable[str] = ()) -> None:
+    """Remove from ``folder`` what lte wrote there (:data:`RESULT_FILES`, the files of :data:`RESULT_FOLDERS`,
+    and their temporary names), except the names in ``keep``; a result folder left empty is removed too.
+    Files and folders with other names, and the lock, are left alone."""
+    keep = set(keep)
+    try:
+        for path in sorted(folder.iterdir()):
+            if path.name in keep:
+                continue
+            if path.name in RESULT_FOLDERS and path.is_dir() and not path.is_symlink():
+                for item in sorted(path.iterdir()):
+                    if not item.is_dir() and _is_result_name(item.name, RESULT_FOLDERS[path.name]):
+                        item.unlink()
+                if not any(path.iterdir()):
+                    path.rmdir()
+            elif not path.is_dir() and _is_result_name(path.name, RESULT_FILES):
+                path.unlink()
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot remove the results of an earlier run ({exc.strerror}: "
+                          f"{exc.filename})") from None
+
+
+class AtomicWriter:
+    """Collects files written to temporary names; :meth:`commit` renames them all into place.
+
+    With ``clear_results``, :meth:`commit` first removes the results an earlier lte command left in the folder
+    (:func:`remove_results`), so that the folder holds only the new ones; a run that fails before it commits
+    leaves the earlier results as they were.
+    """
+
+    def __init__(self, folder: Path, clear_results: bool = False):
         self.folder = Path(folder)
+        self.clear_results = clear_results
         self._pending: list[tuple[Path, Path]] = []
 
     def _tmp(self, name: str) -> tuple[Path, Path]:
@@ -111,6 +156,12 @@ class AtomicWriter:
         tmp.write_bytes(data)
 
     def commit(self) -> list[Path]:
+        if self.clear_results:
+            try:
+                remove_results(self.folder, keep={p.name for pair in self._pending for p in pair})
+            except OutputError:
+                self.discard()
+                raise
         done = []
         for tmp, final in self._pending:
             os.replace(tmp, final)

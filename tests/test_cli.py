@@ -155,6 +155,44 @@ def test_non_empty_out_is_refused_unless_overwrite(tmp_path, short_file):
     assert (out / "mine.txt").read_text() == "keep me" and (out / "monthly.csv").exists()
 
 
+RUN_FILES = ["budget.csv", "loans.csv", "manifest.json", "monthly.csv", "summary.csv", "yearly.csv"]
+
+
+def test_overwrite_leaves_only_the_new_runs_results_and_the_users_own_files(tmp_path, short_file, monkeypatch):
+    out = tmp_path / "out"
+    assert invoke("run", short_file, "-n", 2, "--events", "--csv-dialect", "nb", "--out", out).exit_code == 0
+    assert invoke("report", out).exit_code == 0
+    (out / "notes.txt").write_text("keep me")
+    (out / "charts" / "my_chart.png").write_bytes(b"mine")
+    r = invoke("run", short_file, "-n", 1, "--seed", 5, "--overwrite", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES + ["charts", "notes.txt"])
+    assert [p.name for p in (out / "charts").iterdir()] == ["my_chart.png"]
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 5
+    assert not (out / "yearly.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # plain, not the old nb
+    # a run interrupted before its files are written leaves the earlier results as they were
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sim.runner.run", interrupted)
+    assert invoke("run", short_file, "-n", 1, "--events", "--overwrite", "--out", out).exit_code == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_overwrite_of_a_sweep_folder_leaves_only_the_run(tmp_path, short_file):
+    sweep, out = tmp_path / "one.toml", tmp_path / "out"
+    sweep.write_text(f'base = "{short_file.as_posix()}"\nreplications = 1\n'
+                     '[levers]\n"frame.earmark_lte_share" = [0.0, 0.5]\n')
+    assert invoke("sweep", sweep, "--workers", 1, "--out", out).exit_code == 0
+    assert invoke("report", out).exit_code == 0
+    assert {"runs", "charts", "sweep.json", "points.csv", "comparison.csv", "report.html"} <= {p.name for p in out.iterdir()}
+    r = invoke("run", short_file, "-n", 1, "--overwrite", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+
+
 def test_folder_in_use_is_refused(tmp_path, short_file):
     out = tmp_path / "out"
     out.mkdir()

@@ -81,3 +81,21 @@ def test_tidy_numbers_by_hand():
     assert out["huge"].dtype == "float64"
     assert out["label"].tolist() == ["a", "b", "c"] and out["n"].tolist() == [1, 2, 3]
     assert df["price_nok"].iloc[0] == 1_000_000.4  # the input is not changed
+
+
+def test_remove_results_removes_what_lte_wrote_and_nothing_else(tmp_path):
+    folder, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    for path in ("monthly.csv", "yearly.csv", ".events.csv.tmp-99", ".lte.lock", "notes.txt", "runs/0a1b.yearly.csv",
+                 "runs/.0a1b.loans.csv.tmp-7", "runs/mine.txt", "old/report.html"):
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text("x")
+    elsewhere.mkdir()
+    (elsewhere / "frame.png").write_text("not in the output folder")
+    (folder / "charts").symlink_to(elsewhere)  # a link is not followed
+    outputs.remove_results(folder, keep={"monthly.csv"})
+    left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    assert left == [".lte.lock", "charts", "monthly.csv", "notes.txt", "old", "old/report.html", "runs", "runs/mine.txt"]
+    assert (elsewhere / "frame.png").exists()
+    (folder / "runs" / "mine.txt").unlink()
+    outputs.remove_results(folder)
+    assert not (folder / "runs").exists() and not (folder / "monthly.csv").exists()
