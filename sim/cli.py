@@ -162,9 +162,10 @@ def sweep(sweep_file: str, out: str | None, overwrite: bool, csv_dialect: str, w
 @click.argument("run_b")
 @click.option("--out", "out", type=click.Path(dir_okay=False),
               help="Write the comparison per year (year 0: the whole period) to this CSV file.")
+@click.option("--overwrite", is_flag=True, help="Replace the --out file if it exists (never a file of a run or sweep).")
 @click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
               help="CSV format of --out (see lte run).")
-def compare(run_a: str, run_b: str, out: str | None, csv_dialect: str) -> None:
+def compare(run_a: str, run_b: str, out: str | None, overwrite: bool, csv_dialect: str) -> None:
     """Compare two finished runs (folders of lte run) or sweep points (SWEEPDIR:POINT), paired by replication.
 
     Prints each outcome over the whole period: A, B, and A - B with a 90 % interval.
@@ -174,8 +175,7 @@ def compare(run_a: str, run_b: str, out: str | None, csv_dialect: str) -> None:
 
     table = cmp.compare_runs(run_a, run_b)
     if out:
-        with outputs.AtomicWriter(Path(out).parent if Path(out).parent != Path("") else Path(".")) as w:
-            w.table(Path(out).name, table, csv_dialect)
+        outputs.write_table_file(out, table, csv_dialect, overwrite=overwrite)
     total = table[table["year"] == 0]
     click.echo(f"A = {run_a}, B = {run_b}; over the whole period, per replication (90 % interval of A - B):")
     if (total["replications"] < 2).any():

@@ -124,6 +124,42 @@ def remove_results(folder: Path, keep: Iterable[str] = ()) -> None:
                           f"{exc.filename})") from None
 
 
+def is_result_file(path: str | Path) -> bool:
+    """Whether ``path`` has the name of one of lte's own results in an output folder of lte (a folder with a
+    manifest.json or sweep.json, or its runs/ or charts/), whether or not that file exists yet."""
+    path = Path(path)
+    folder = path.parent
+    if folder.name in RESULT_FOLDERS and _is_output_folder(folder.parent):
+        return _is_result_name(path.name, RESULT_FOLDERS[folder.name])
+    return _is_output_folder(folder) and _is_result_name(path.name, RESULT_FILES)
+
+
+def _is_output_folder(folder: Path) -> bool:
+    return (folder / "manifest.json").is_file() or (folder / "sweep.json").is_file()
+
+
+def write_table_file(path: str | Path, df: pd.DataFrame, dialect: str = "plain", overwrite: bool = False) -> Path:
+    """Write one table to a file the user named (``lte compare --out``): whole, or not at all.
+
+    Refuses a folder that does not exist, an existing file unless ``overwrite``, and, even with ``overwrite``,
+    one of lte's own results in a run's or sweep's folder (:func:`is_result_file`)."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(f"{path}: --out: the folder {folder} does not exist")
+    if is_result_file(path):
+        raise OutputError(f"{path}: --out: {folder} holds the results of a run or sweep and {path.name} is one of "
+                          "lte's own files there; choose another file")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: --out: the file exists; choose another file or pass --overwrite to replace it")
+    try:
+        with AtomicWriter(folder) as w:
+            w.table(path.name, df, dialect)
+    except OSError as exc:
+        raise OutputError(f"{path}: --out: cannot write the file ({exc.strerror})") from None
+    return path
+
+
 class AtomicWriter:
     """Collects files written to temporary names; :meth:`commit` renames them all into place.
 

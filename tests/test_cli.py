@@ -238,3 +238,26 @@ def test_compare_with_one_replication_says_there_is_no_interval(tmp_path, short_
     assert "A-B            0.0  [no interval]" in r.output
     row = (tmp_path / "c.csv").read_text().splitlines()[1]
     assert row.startswith("0,new_owners,") and row.endswith(",0,,,1")  # difference 0, interval cells empty
+
+
+def test_compare_out_is_checked_before_it_is_written(tmp_path, short_file):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert invoke("run", short_file, "-n", 2, "--out", out).exit_code == 0
+    r = invoke("compare", a, b, "--out", tmp_path / "nowhere" / "c.csv")
+    _assert_user_error(r, f"{tmp_path / 'nowhere' / 'c.csv'}: --out: the folder {tmp_path / 'nowhere'} does not exist")
+    assert not (tmp_path / "nowhere").exists()
+    # a run's own files are never written over, not even with --overwrite
+    before = {p.name: p.read_bytes() for p in a.iterdir()}
+    for name in ("yearly.csv", "manifest.json", "events.csv"):
+        for extra in ([], ["--overwrite"]):
+            r = invoke("compare", a, b, "--out", a / name, *extra)
+            _assert_user_error(r, f"{a / name}: --out: {a} holds the results of a run or sweep")
+    assert {p.name: p.read_bytes() for p in a.iterdir()} == before
+    # any other existing file only with --overwrite
+    c = tmp_path / "c.csv"
+    c.write_text("mine")
+    _assert_user_error(invoke("compare", a, b, "--out", c), f"{c}: --out: the file exists", "--overwrite")
+    assert c.read_text() == "mine"
+    assert invoke("compare", a, b, "--out", c, "--overwrite").exit_code == 0
+    assert c.read_text().startswith("year,outcome,mean,")

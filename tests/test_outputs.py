@@ -99,3 +99,15 @@ def test_remove_results_removes_what_lte_wrote_and_nothing_else(tmp_path):
     (folder / "runs" / "mine.txt").unlink()
     outputs.remove_results(folder)
     assert not (folder / "runs").exists() and not (folder / "monthly.csv").exists()
+
+
+def test_is_result_file(tmp_path):
+    run, sweep, other = tmp_path / "run", tmp_path / "sweep", tmp_path / "other"
+    for folder, marker in ((run, "manifest.json"), (sweep, "sweep.json"), (other, "notes.txt")):
+        (folder / "runs").mkdir(parents=True)
+        (folder / marker).write_text("{}")
+    assert outputs.is_result_file(run / "yearly.csv") and outputs.is_result_file(run / "report.html")
+    assert outputs.is_result_file(sweep / "comparison.csv") and outputs.is_result_file(sweep / "runs" / "0a.loans.csv")
+    assert not outputs.is_result_file(run / "compare.csv") and not outputs.is_result_file(sweep / "runs" / "x.csv")
+    assert not outputs.is_result_file(other / "yearly.csv")
+    assert not outputs.is_result_file(other / "runs" / "0a.loans.csv")
