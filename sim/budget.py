@@ -139,8 +139,6 @@ def tilskudd_writedown(loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
             # a running sum down the grants adds them one at a time, in order (np.sum would pair them up)
             written[i] = np.cumsum(np.where((span >= m0) & (span < m0 + months), per_month, 0.0), axis=0)[-1]
             outstanding[i] = np.cumsum(np.where(span >= m0, amount - done * per_month, 0.0), axis=0)[-1]
-    if not len(reps):
-        return pd.DataFrame(columns=["replication", "year", "written", "outstanding"])
     df = pd.DataFrame({"replication": np.repeat(reps, n), "year": np.tile(years, len(reps)),
                        "written": written.ravel(), "outstanding": outstanding.ravel()})
     return df.groupby(["replication", "year"]).agg(written=("written", "sum"), outstanding=("outstanding", "last")) \

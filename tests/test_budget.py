@@ -83,6 +83,19 @@ def test_budget_closes_every_year(per_rep):
     assert b["frame_granted_nok"].sum() == pytest.approx(b["frame_used_nok"].sum() + b["frame_unused_nok"].sum() + last)
 
 
+def test_a_run_without_any_loan_has_a_budget_of_zeros(tmp_path):
+    """A frame of zero is a planner's obvious reference point: no startlån, no tilskudd, and every table written."""
+    zero = write_variant(tmp_path, '[period]\nend = "2012-12"\n[frame]\nyearly_nok = 0\n', "zero.toml")
+    r = CliRunner().invoke(cli, ["run", str(zero), "-n", "2", "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert len(read_csv(tmp_path / "out" / "loans.csv")) == 0
+    b = read_csv(tmp_path / "out" / "budget.csv")
+    assert list(b["year"]) == [2010, 2011, 2012]
+    for column in ("startlan_paid_nok_mean", "portfolio_end_nok_p95", "tilskudd_written_down_nok_mean",
+                   "tilskudd_outstanding_nok_p5", "interest_received_nok_mean", "loss_nok_p95"):
+        assert (b[column] == 0).all(), column
+
+
 def test_budget_csv_same_numbers_in_both_dialects(tmp_path):
     short = write_variant(tmp_path, '[period]\nend = "2013-12"\n', "short.toml")
     for dialect in ("plain", "nb"):
