@@ -30,7 +30,8 @@ COLUMNS = (
     ("startlan_paid_other_nok", "of which to other borrowers"),
     ("frame_granted_nok", "frame granted by Husbanken in the year's rounds (after any cut)"),
     ("frame_used_nok", "frame committed to approved loans in the year (net of commitments returned)"),
-    ("frame_unused_nok", "frame left unused at year end and lost"),
+    ("frame_unused_nok", "frame left unused at year end and lost (the last year's too when the run ends in "
+                         "December, so that over a run without carry-over granted = used + unused)"),
     ("husbanken_borrowing_nok", "new borrowing from Husbanken to lend on (= startlån paid out; money in)"),
     ("repayments_received_nok", "instalments and recovered balances received from borrowers (money in)"),
     ("interest_received_nok", "interest received from borrowers at Husbanken's rate + margin (money in)"),

@@ -65,7 +65,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "tilskudd_grants": ("grants", "tilskudd til etablering paid out"),
     "tilskudd_nok": ("NOK", "tilskudd til etablering paid out"),
     "frame_granted_nok": ("NOK", "frame arriving from Husbanken (after any cut of an uncertain round)"),
-    "frame_expired_nok": ("NOK", "frame left unused at year end and lost (no carry-over)"),
+    "frame_expired_nok": ("NOK", "frame left unused at year end and lost (no carry-over), counted in December; the "
+                          "last year's too when the run ends in December"),
     "units_sold": ("dwellings", "municipal dwellings sold to their tenants"),
     "units_sold_value_nok": ("NOK", "sale price of municipal dwellings sold to tenants"),
     "units_bought": ("dwellings", "replacement dwellings bought by the municipality"),

@@ -1022,6 +1022,8 @@ class Model:
     def _finish(self) -> None:
         n = self.p.n
         self._record_levels(n - 1)
+        if self.p.start.plus(n - 1).month == 12:  # the run ends with a year: what is left of its frame expires
+            self._months[n - 1].frame_expired_nok += self.frame.close_year(self.p.start.plus(n).year)
         self.level["active_loans"][:] = np.cumsum(self._loans_diff)[:n]
         self.level["loans_in_default"][:] = np.cumsum(self._default_diff)[:n]
         still = deque()

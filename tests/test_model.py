@@ -299,3 +299,18 @@ def test_a_finished_model_is_freed_by_reference_counting(short, name):
         gc.garbage.clear()
         if was_on:
             gc.enable()
+
+
+def test_the_frame_left_at_the_end_expires_only_when_the_run_ends_with_a_year(short):
+    """Without carry-over, what is left of a year's frame expires at its end, the last year's too; a run that ends
+    in June stops before its year ends, and with carry-over nothing expires."""
+    def last_month(overrides):
+        m = Model(sc.with_overrides(short, overrides), streams_for(1, 0)).run()
+        return m.flow["frame_expired_nok"][-1], m.level["frame_remaining_nok"][-1]
+
+    expired, left = last_month({})
+    assert left > 0 and expired == left
+    expired, left = last_month({"period.end": "2015-06"})
+    assert left > 0 and expired == 0
+    expired, left = last_month({"frame.carry_over": True})
+    assert left > 0 and expired == 0
