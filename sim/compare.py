@@ -62,7 +62,7 @@ def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
 
 
 def load_yearly(ref: str):
-    """A run's yearly table and its seed, from an ``lte run`` folder or ``SWEEPDIR:POINT``."""
+    """A run's yearly table and its manifest, from an ``lte run`` folder or ``SWEEPDIR:POINT``."""
     import json
     from pathlib import Path
 
@@ -87,20 +87,60 @@ def load_yearly(ref: str):
         table = table[table["point"] == p].drop(columns="point")
     elif "point" in table.columns:
         raise UserError(f"{ref}: {folder} is a sweep; name a point as {folder}:POINT (see points.csv)")
-    return table, manifest.get("seed")
+    return table, manifest
+
+
+def parameter_set(draws: list[dict], replication: int) -> dict:
+    """The behavioural values replication r ran with, from a manifest's ``parameter_draws`` (draw r mod the number
+    of draws, see ``runner.posterior_scenarios``); empty for the fit's estimates (sweeps, ``--parameter-draws 0``,
+    a scenario without a fit)."""
+    return draws[replication % len(draws)] if draws else {}
+
+
+def _ran_with(ref: str, draws: list[dict]) -> str:
+    return f"{ref} ran with {len(draws)} parameter sets drawn from the calibration posterior" if draws \
+        else f"{ref} with the fit's estimates"
+
+
+def _unpaired_draws(ref_a: str, draws_a: list[dict], ref_b: str, draws_b: list[dict], replications) -> str | None:
+    """Why replication r of A and of B did not run with the same behavioural values, or None if they did.
+
+    A value either side sets itself (a variant's own value of a fitted key) is a difference between the two
+    scenarios like any other; a value both took from the fit must be the same in both."""
+    for r in sorted(replications):
+        pa, pb = parameter_set(draws_a, r), parameter_set(draws_b, r)
+        if not pa and not pb:
+            continue
+        if not pa or not pb:
+            return (f"{_ran_with(ref_a, draws_a)} and {_ran_with(ref_b, draws_b)}: their replications are not "
+                    "paired; run both the same way (lte run --parameter-draws 0 uses the estimates, as sweeps do)")
+        differ = sorted(k for k in pa.keys() & pb.keys() if pa[k] != pb[k])
+        if differ:
+            return (f"{ref_a} and {ref_b}: replication {r} ran with different draws from the calibration posterior "
+                    f"({differ[0]}: {pa[differ[0]]} and {pb[differ[0]]}), so their replications are not paired; "
+                    "run both with the same --parameter-draws and the same fit")
+    return None
 
 
 def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
-    """Paired comparison of two finished runs: per year, and the whole period as year 0."""
+    """Paired comparison of two finished runs: per year, and the whole period as year 0.
+
+    Refused unless they are paired: the same seed, the same replications, and each replication run with the same
+    behavioural values from the calibration (the same posterior draw, or the estimates on both sides)."""
     from sim.errors import UserError
 
-    a, seed_a = load_yearly(ref_a)
-    b, seed_b = load_yearly(ref_b)
+    a, manifest_a = load_yearly(ref_a)
+    b, manifest_b = load_yearly(ref_b)
+    seed_a, seed_b = manifest_a.get("seed"), manifest_b.get("seed")
     if seed_a != seed_b:
         raise UserError(f"{ref_a} (seed {seed_a}) and {ref_b} (seed {seed_b}) used different seeds: "
                         "their replications are not paired; run both with the same --seed")
     if set(a["replication"]) != set(b["replication"]):
         raise UserError(f"{ref_a} and {ref_b} have different replications; run both with the same --replications")
+    unpaired = _unpaired_draws(ref_a, manifest_a.get("parameter_draws") or [], ref_b,
+                               manifest_b.get("parameter_draws") or [], set(a["replication"]))
+    if unpaired:
+        raise UserError(unpaired)
     per_year = paired_difference(a, b)
     total = paired_difference(period_totals(a), period_totals(b))
     return pd.concat([total, per_year], ignore_index=True)

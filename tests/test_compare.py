@@ -48,8 +48,11 @@ def two_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     small = write_variant(tmp, '[period]\nend = "2012-12"\n[frame]\nyearly_nok = 20_000_000\n', "small.toml")
     big = write_variant(tmp, '[period]\nend = "2012-12"\n[frame]\nyearly_nok = 150_000_000\n', "big.toml")
+    own = write_variant(tmp, '[period]\nend = "2012-12"\n[programme]\ndropout_probability = 0.3\n', "own.toml")
     for f, name, extra in ((small, "small", []), (big, "big", []), (big, "big_seed9", ["--seed", "9"]),
-                           (big, "big_nb", ["--csv-dialect", "nb"])):
+                           (big, "big_nb", ["--csv-dialect", "nb"]), (big, "big_estimates", ["--parameter-draws", "0"]),
+                           (small, "small_estimates", ["--parameter-draws", "0"]), (own, "own", []),
+                           (big, "big_2draws", ["--parameter-draws", "2"])):
         r = CliRunner().invoke(cli, ["run", str(f), "-n", "3", "--seed", "5", "--out", str(tmp / name), *extra])
         assert r.exit_code == 0, r.output
     return tmp
@@ -81,3 +84,20 @@ def test_compare_refuses_unpaired_runs(two_runs):
     assert r.exit_code == 2 and "not a finished run" in r.output
     r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), f"{two_runs / 'big'}:1"])
     assert r.exit_code == 2 and "is a run, not a sweep" in r.output
+
+
+def test_compare_refuses_runs_with_different_draws_from_the_posterior(two_runs):
+    """lte run draws behavioural values from the fit's posterior by default and sweeps use its estimates: the same
+    policy gives other levels, so replication r of one is not replication r of the other."""
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "big_estimates")])
+    assert r.exit_code == 2 and "not paired" in r.output and "--parameter-draws 0" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    # three draws against two: replication 2 ran with the third draw on one side and the first on the other
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "big_2draws")])
+    assert r.exit_code == 2 and "replication 2 ran with different draws" in r.output, r.output
+    # the estimates on both sides are paired
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small_estimates"), str(two_runs / "big_estimates")])
+    assert r.exit_code == 0, r.output
+    # a variant's own value of a fitted key is a difference between scenarios, like a lever: still paired
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "own"), str(two_runs / "big")])
+    assert r.exit_code == 0, r.output
