@@ -491,10 +491,17 @@ def _clear(folder: Path) -> None:
 
 
 def points_table(sweep: Sweep) -> pd.DataFrame:
+    """One row per point: its levers (a number as a number, so the CSV dialect writes its decimal mark; otherwise
+    the value's name or label) and its uncertainties."""
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    shown = {lv.key: {label: value if number(value) else label for label, value in zip(lv.labels, lv.values)}
+             for lv in sweep.levers}
     rows = []
     for p in sweep.points:
         row = {"point": p.id, "sample": p.sample, "baseline": p.baseline}
-        row.update(p.levers)  # lever key -> value label
+        row.update({key: shown[key][label] for key, label in p.levers.items()})
         row.update(p.uncertainties)  # uncertainty key -> sampled value (a level, a factor or a shift)
         rows.append(row)
     return pd.DataFrame(rows)

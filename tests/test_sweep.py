@@ -14,6 +14,7 @@ from sim import sweep as sw
 from sim.cli import cli
 from sim.errors import OutputError, ScenarioError
 from sim.executors import Dask, InProcess, ProcessPool
+from sim.outputs import read_csv
 
 from .conftest import DRAMMEN
 
@@ -256,3 +257,18 @@ def test_uncertainties_apply_to_the_base_scenario_not_to_a_sampled_point(tiny):
     base_rate = s.base.market.husbanken_rate_pct["2010"]
     assert sw.uncertainty_overrides(s, [0.3])["market.husbanken_rate_pct"]["2010"] == pytest.approx(base_rate + 0.3)
     assert sw.baseline_levers(s) == {"frame.yearly_nok": 150_000_000, "frame.priority": "first_come"}
+
+
+def test_numeric_lever_values_follow_the_csv_dialect(tmp_path):
+    """points.csv writes a lever's numbers as numbers: with a decimal comma in the nb dialect, for Excel."""
+    path = tmp_path / "earmark.toml"
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\nreplications = 1\n[overrides]\n"period.end" = "2011-12"\n'
+                    '[levers]\n"frame.earmark_lte_share" = [0.0, 0.25]\n"frame.priority" = ["first_come", "lte_first"]\n')
+    sw.run_sweep(sw.load(path), tmp_path / "nb", InProcess(), dialect="nb")
+    sw.run_sweep(sw.load(path), tmp_path / "plain", InProcess())
+    text = (tmp_path / "nb" / "points.csv").read_text(encoding="utf-8-sig")
+    assert "0,25;" in text and "0.25" not in text
+    assert "0.25," in (tmp_path / "plain" / "points.csv").read_text()
+    points = read_csv(tmp_path / "nb" / "points.csv")
+    assert sorted(set(points["frame.earmark_lte_share"])) == [0.0, 0.25]
+    assert set(points["frame.priority"]) == {"first_come", "lte_first"}
