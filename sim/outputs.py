@@ -221,6 +221,11 @@ class AtomicWriter:
 
 
 # ---------------------------------------------------------------------------------------------- CSV
+def is_nok(column: str) -> bool:
+    """A column of NOK amounts, by the naming rule of every table (``*_nok``, ``*_nok_*``, ``nok*``)."""
+    return column.endswith("_nok") or "_nok_" in column or column.startswith("nok")
+
+
 def tidy_numbers(df: pd.DataFrame) -> pd.DataFrame:
     """Whole numbers as integers, NOK rounded to whole kroner, other decimals to 6 places.
 
@@ -232,7 +237,7 @@ def tidy_numbers(df: pd.DataFrame) -> pd.DataFrame:
     if not floats:
         return df.copy()
     values = df[floats].to_numpy(dtype=np.float64, na_value=np.nan)
-    nok = np.array([c.endswith("_nok") or "_nok_" in c or c.startswith("nok") for c in floats])
+    nok = np.array([is_nok(c) for c in floats])
     rounded = np.where(nok, np.round(values, 0), np.round(values, 6))
     with np.errstate(invalid="ignore"):
         whole = ~np.isnan(rounded).any(axis=0) & (np.mod(rounded, 1) == 0).all(axis=0) \

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sim.model import FLOWS, LEVELS, STREAMS, Model, collector_paused
+from sim.outputs import is_nok
 from sim.scenario import Scenario
 from sim.timeline import YearMonth, iso_date, month_labels
 
@@ -198,6 +199,9 @@ def summary(table: pd.DataFrame, keys: Iterable[str] = ()) -> pd.DataFrame:
         "p50": g.quantile(0.5),
         "p95": g.quantile(0.95),
     }).reset_index()
+    nok = out["column"].map(is_nok).to_numpy(bool)  # NOK rows in whole kroner, as every other table writes NOK
+    stats = ["mean", "p5", "p50", "p95"]
+    out.loc[nok, stats] = out.loc[nok, stats].round(0)
     order = {c: i for i, c in enumerate(value_cols)}
     out["_o"] = out["column"].map(order)
     out = out.sort_values(keys + ["year", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)

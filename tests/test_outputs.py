@@ -33,6 +33,15 @@ def test_yearly_sums_flows_and_takes_december_levels(result):
     assert (y.set_index(["replication", "year"])["municipal_units"] == dec).all()
 
 
+def test_summary_gives_nok_in_whole_kroner(result, tmp_path):
+    """summary.csv's NOK rows are rounded to whole kroner like every other table's NOK columns."""
+    outputs.write_csv(outputs.run_tables(result)["summary.csv"], tmp_path / "summary.csv")
+    s = outputs.read_csv(tmp_path / "summary.csv")
+    money = s[s["column"].map(outputs.is_nok)][["mean", "p5", "p50", "p95"]].to_numpy()
+    assert len(money) and (money == np.round(money)).all()
+    assert (s[~s["column"].map(outputs.is_nok)][["mean"]].to_numpy() % 1 != 0).any()  # others keep decimals
+
+
 def test_summary_percentiles_ordered(result):
     s = summary(yearly(result.monthly))
     assert list(s.columns) == ["year", "column", "mean", "p5", "p50", "p95"]
