@@ -88,8 +88,8 @@ class Period(Section):
     @model_validator(mode="after")
     def _order(self) -> "Period":
         s, p, e = (YearMonth.parse(x) for x in (self.start, self.programme_start, self.end))
-        if not s < e:
-            raise ValueError(f"dates out of order: start {s} must come before end {e}")
+        if not s <= e:
+            raise ValueError(f"dates out of order: start {s} must not come after end {e} (the end month is included)")
         if not s <= p <= e:
             raise ValueError(f"dates out of order: programme_start {p} must lie between start {s} and end {e}")
         return self

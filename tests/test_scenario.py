@@ -303,3 +303,13 @@ def test_with_overrides_errors(drammen):
         sc.with_overrides(drammen, {"period.end": "2009-12"})
     with pytest.raises(ScenarioError, match=r"^sweep.toml: "):
         sc.with_overrides(drammen, {"programme.advisers": -1}, file="sweep.toml")
+
+
+def test_a_period_of_one_month_is_a_period(drammen):
+    """The end month is included, so a period may start and end in the same month; it runs and has one month."""
+    from sim.runner import run_replication
+
+    one = sc.with_overrides(drammen, {"period.start": "2012-03", "period.end": "2012-03",
+                                      "period.programme_start": "2012-03"})
+    assert one.period.n_months == 1
+    assert list(run_replication(one, 1, 0).monthly["month"]) == ["2012-03"]
