@@ -363,7 +363,7 @@ class Model:
         """Record an event: now, or at a later time ``at`` decided now. Callers check ``record_events`` first, so
         that a run that does not record events pays nothing for them (a call per event: 2 % of a run)."""
         self.events.append((self.env.now if at is None else at, hh.id if hh else -1,
-                            "tenant" if (hh is None or hh.lte) else "other",
+                            "lte" if (hh is None or hh.lte) else "other",
                             event, dwelling.id if dwelling else -1, startlan, grant, price))
 
     def wait(self, dt: float) -> simpy.Event:
@@ -610,7 +610,7 @@ class Model:
         self.flows_at(hh.give_up_at).gave_up_waiting += 1.0
         self.exited["gave_up_waiting"] += 1
         if self.record_events:
-            self.events.append((hh.give_up_at, hh.id, "tenant", "gave_up_waiting", -1, 0.0, 0.0, 0.0))
+            self.events.append((hh.give_up_at, hh.id, "lte", "gave_up_waiting", -1, 0.0, 0.0, 0.0))
         hh.exit_at = hh.give_up_at
 
     def _at(self, t: float, action, arg) -> None:

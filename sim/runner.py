@@ -109,7 +109,7 @@ def _tables(model: Model, scenario: Scenario, replication: int, record_events: b
     drawn = model.arrivals_table()
     arrivals = pd.DataFrame({
         "household_id": drawn["household_id"],
-        "group": np.where(drawn["lte"], "tenant", "other"),
+        "group": np.where(drawn["lte"], "lte", "other"),
         "arrived_t": drawn["arrived_t"],
         "income0_nok": drawn["income0_nok"],
     })

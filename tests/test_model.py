@@ -114,7 +114,7 @@ def test_replications_differ_and_repeat(short):
 def test_events_tell_each_households_story(short_run):
     ev = short_run.events
     assert ev["t"].is_monotonic_increasing
-    bought = ev[ev["event"].isin(["bought_municipal", "bought_private"]) & (ev["group"] == "tenant")]
+    bought = ev[ev["event"].isin(["bought_municipal", "bought_private"]) & (ev["group"] == "lte")]
     m = short_run.monthly
     assert len(bought) == m["new_owners_municipal"].sum() + m["new_owners_private"].sum()
     # a household buys at most once, and only after it was referred to advice
