@@ -27,7 +27,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "frame_remaining_nok": ("NOK", "frame not yet used at month end (earmarked + general)"),
     "tilskudd_remaining_nok": ("NOK", "grant budget not yet committed at month end"),
     "rent_roll_nok_month": ("NOK/month", "monthly rent of all let municipal dwellings at month end"),
-    "active_loans": ("loans", "startlån being repaid at month end (all borrowers)"),
+    "active_loans": ("loans", "startlån outstanding at month end (all borrowers; those in default included until settled)"),
     "loans_in_default": ("loans", "startlån in default, loss not yet settled, at month end"),
     # flows
     "arrivals": ("households", "households joining the waiting list"),
