@@ -65,6 +65,17 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _value_used(scenario: dict, key: str, draws: list[dict]) -> str:
+    """A key's value as the run used it: the scenario's, or, for a key drawn from the calibration posterior for
+    each replication, the range of the draws beside the estimate the scenario holds."""
+    value = _fmt(_get(scenario, key))
+    drawn = [d[key] for d in draws if key in d]
+    if not drawn:
+        return value
+    return (f"{_fmt(float(min(drawn)))} to {_fmt(float(max(drawn)))}: {len(drawn)} draws from the calibration "
+            f"posterior, shared out over the replications (estimate {value})")
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -338,7 +349,8 @@ def render(folder: str | Path) -> Path:
         parts.append(f"<p>{s['period']['start']} to {s['period']['end']}, leie til eie from "
                      f"{s['period']['programme_start']}; {manifest['replications']} replications, seed "
                      f"{manifest['seed']}, model version {manifest['package_version']}.</p>")
-        rows = [(label, _fmt(_get(s, key)), s.get("sources", {}).get(key, "")) for key, label in KEY_ASSUMPTIONS]
+        rows = [(label, _value_used(s, key, manifest.get("parameter_draws") or []), s.get("sources", {}).get(key, ""))
+                for key, label in KEY_ASSUMPTIONS]
         parts.append("<h2>Key assumptions</h2>" + _table(pd.DataFrame(rows, columns=["assumption", "value", "source"]),
                                                           text=True))
         charts = run_charts(yearly, budget)

@@ -1,5 +1,6 @@
 """The report renders for a run and a sweep, self-contained, with every chart; bad folders are user errors."""
 
+import json
 import re
 
 import pytest
@@ -31,6 +32,10 @@ def test_run_report(tmp_path):
     for words in ("Key assumptions", "Yearly startlån frame", "Budget", "How sure", "portfolio_end_nok",
                   "outstanding at year end: 90 % band", "25 %: 90 % band"):
         assert words in page, words
+    # the fitted patience was drawn from the posterior for each replication: the report shows the draws' range
+    draws = json.loads((out / "manifest.json").read_text())["parameter_draws"]
+    assert len(draws) == 3 and "3 draws from the calibration posterior" in page
+    assert f"{min(d['frame.patience_months'] for d in draws):g} to" in page
     # a run folder without its budget is named with what is missing
     (out / "budget.csv").unlink()
     r = CliRunner().invoke(cli, ["report", str(out)])
