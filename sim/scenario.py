@@ -618,7 +618,20 @@ def with_overrides(scenario: Scenario, overrides: dict[str, Any], file: str = "<
     """A copy of a scenario with values replaced (``key`` or ``key@DATE``), validated again (sweeps, calibration)."""
     data = scenario.model_dump(mode="json")
     origins: dict[str, str] = {}
+    unknown: list[tuple[str, str]] = []  # keys that name nothing: reported with the values the others break
     for key, value in overrides.items():
-        set_value(data, key, value, file)
+        try:
+            set_value(data, key, value, file)
+        except ScenarioError as e:
+            unknown.extend(e.problems)
+            continue
         origins[key.partition("@")[0]] = file
-    return validate(data, origins, file)
+    try:
+        checked = validate(data, origins, file)
+    except ScenarioError as e:
+        if not unknown or e.file != file:
+            raise
+        unknown.extend(e.problems)
+    if unknown:
+        raise ScenarioError(file, unknown)
+    return checked

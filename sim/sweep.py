@@ -128,8 +128,15 @@ def load(path: str | Path) -> Sweep:
     overrides = raw.get("overrides", {})
     if not isinstance(overrides, dict):
         raise ScenarioError(f, [("overrides", "must be a table of scenario key = value")])
+    base_ok = True  # the base with the overrides applied is a valid scenario (lever values are checked on it)
     if overrides:
-        base = sc.with_overrides(base, _flatten_keys(overrides), f)
+        try:
+            base = sc.with_overrides(base, _flatten_keys(overrides), f)
+        except ScenarioError as e:  # reported with the rest of the file's problems, under the key as written
+            if e.file != f:
+                raise
+            problems.extend((f"overrides.{key}", rule) for key, rule in e.problems)
+            base_ok = False
 
     reps = raw.get("replications", base.replications)
     seed = raw.get("seed", base.seed)
@@ -143,8 +150,8 @@ def load(path: str | Path) -> Sweep:
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name or any(c in name for c in "/\\:") or name.startswith("."):
         problems.append(("name", f"must be a short text usable as a folder name, without / \\ : (got {name!r})"))
-    if problems:
-        raise ScenarioError(f, problems)
+    if any(not isinstance(raw.get(key, {}), dict) for key in ("levers", "uncertainties", "design")):
+        raise ScenarioError(f, problems)  # (the checks below read them as tables)
 
     levers = [_lever(f, k, v, problems) for k, v in raw.get("levers", {}).items()]
     uncertainties = [_uncertainty(f, k, v, base, problems) for k, v in raw.get("uncertainties", {}).items()]
@@ -178,8 +185,8 @@ def load(path: str | Path) -> Sweep:
         if label not in lever_keys[key].labels:
             problems.append((f"design.baseline.{key}", f"{value!r} is not one of the lever's values {lever_keys[key].labels}"))
         chosen[key] = label
-    if not problems:
-        _check_values(f, base, levers, uncertainties, problems)
+    if base_ok:  # every well-formed lever and uncertainty, whatever else is wrong in the file
+        _check_values(f, base, [lv for lv in levers if lv], [u for u in uncertainties if u], problems)
     if problems:
         raise ScenarioError(f, problems)
     for lv in levers:

@@ -104,6 +104,22 @@ def test_every_bad_value_reported_under_its_own_key(tmp_path):
     assert lines[1].startswith(f"{path}: uncertainties.market.husbanken_rate_pct: shift -5: ") and "at least 0" in lines[1]
 
 
+def test_every_problem_of_a_sweep_file_reported_at_once(tmp_path):
+    """An unknown key does not hide a bad value elsewhere in the file, and an override is named as written."""
+    path = tmp_path / "bad.toml"
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\n[overrides]\n"period.endd" = "2012-12"\n'
+                    '"frame.carry_over" = 3\n[levers]\n"frame.yearly_nokk" = [1, 2]\n')
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    assert [key for key, _ in info.value.problems] == \
+        ["overrides.period.endd", "overrides.frame.carry_over", "levers.frame.yearly_nokk"]
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\n[levers]\n"frame.yearly_nokk" = [1, 2]\n'
+                    '"frame.earmark_lte_share" = [0.5, 1.5]\n')
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    assert [key for key, _ in info.value.problems] == ["levers.frame.yearly_nokk", "levers.frame.earmark_lte_share"]
+
+
 def test_range_lever_and_sobol_design(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(TINY.replace('"frame.yearly_nok" = [20_000_000, 150_000_000]',
