@@ -410,7 +410,8 @@ def report_md(problem: Problem, history: list[Population], table, meta: dict, co
     est = estimates(problem, history[-1])
     lines = ["# Calibration report", "", f"Command: `{' '.join(command)}`" if command else "", "",
              f"ABC-SMC: {meta['particles']} particles, {len(history)} generations, {meta['evaluations']} "
-             f"model evaluations of {meta['replications']} replications each, {meta['wall_seconds']} s. "
+             f"model evaluations of {meta['replications']} replications each, fitted in {meta['wall_seconds']:.1f} s "
+             "of wall time (the posterior check below not included). "
              f"Tolerance by generation: {', '.join(str(x) for x in meta['tolerance'])}.", "",
              "## Parameters", "", "| parameter | prior | estimate (median) | 90 % interval |", "|---|---|---|---|"]
     for k, e in est.items():
@@ -422,7 +423,7 @@ def report_md(problem: Problem, history: list[Population], table, meta: dict, co
               "|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         obs = r.observed if r.observed != "" else (f"> {r.lower:g}" if r.lower != "" else f"< {r.upper:g}")
-        fmt = (lambda x: f"{x:,.3g}" if abs(x) < 10 else f"{x:,.0f}")
+        fmt = (lambda x: f"{x:,.3g}" if abs(x) < 10 else f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}")
         lines.append(f"| {r.date} | {r.quantity} | {obs if isinstance(obs, str) else fmt(obs)} | "
                      f"{fmt(r.simulated_median)} | {fmt(r.simulated_p5)} - {fmt(r.simulated_p95)} | "
                      f"{'yes' if r.within_band else 'NO'} | {'yes' if r.used_in_fit else 'held out'} |")

@@ -70,6 +70,12 @@ def test_recovers_known_parameters(small):
     assert set(fit["estimate"]) == set(TRUE) and len(fit["posterior"]["weights"]) == 40
     for name in ("fit.report.md", "fit.targets.csv", "fit.owners.png"):
         assert (folder / name).exists()
+    # the report gives the fit's own time, and each figure as targets.csv has it (a half is not rounded away)
+    report = (folder / "fit.report.md").read_text()
+    assert f"fitted in {res['fit_seconds']:.1f} s" in report
+    rows = pd.read_csv(folder / "fit.targets.csv")
+    half = rows[(rows["simulated_median"] >= 10) & (rows["simulated_median"] % 1 != 0)]["simulated_median"]
+    assert all(f"{x:,.1f}" in report for x in half)
 
 
 def test_same_command_same_fit_and_resume(small, tmp_path):
