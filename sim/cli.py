@@ -211,7 +211,7 @@ def sensitivity(sweep_file: str, samples: int, out: str | None, overwrite: bool,
             table = sens.run_sensitivity(spec, samples, executor, progress=Progress(f"sensitivity {spec.name}"))
         finally:
             executor.close()
-        with outputs.AtomicWriter(folder) as w:
+        with outputs.AtomicWriter(folder, clear_results=overwrite) as w:  # only the new results remain
             w.table("sensitivity.csv", table)
             w.json("manifest.json", {
                 "sensitivity_of": spec.name, "sweep_file": sweep_file, "samples": samples, "seed": spec.seed,

@@ -411,11 +411,11 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
                 if not overwrite:
                     raise OutputError(f"{folder}: holds results of a different sweep; choose another --out or "
                                       "pass --overwrite to replace them")
-                _clear(folder)
+                outputs.remove_results(folder)
         elif any(p.name != outputs.LOCK_NAME for p in folder.iterdir()):
             if not overwrite:
                 raise OutputError(f"{folder}: output folder is not empty; choose another --out or pass --overwrite")
-            _clear(folder)
+            outputs.remove_results(folder)  # what lte wrote there; never a file of the user's
         runs = folder / "runs"
         runs.mkdir(exist_ok=True)
         for stale in runs.glob(".*.tmp-*"):
@@ -486,15 +486,6 @@ def _run_complete(runs: Path, key: str) -> bool:
         except OSError:  # missing or empty
             return False
     return True
-
-
-def _clear(folder: Path) -> None:
-    import shutil
-
-    for p in folder.iterdir():
-        if p.name == outputs.LOCK_NAME:
-            continue
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def points_table(sweep: Sweep) -> pd.DataFrame:

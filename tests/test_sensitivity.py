@@ -50,6 +50,13 @@ replications = 1
     t = pd.read_csv(tmp_path / "o" / "sensitivity.csv")
     assert set(t["uncertainty"]) == {"market.price_index", "households.arrivals_per_year"}
     assert {"S1", "ST", "S1_low90", "ST_high90"} <= set(t.columns)
+    # --overwrite over an earlier run's folder: only the new results and the user's own files remain
+    (tmp_path / "o" / "yearly.csv").write_text("stale")
+    (tmp_path / "o" / "notes.txt").write_text("mine")
+    r = CliRunner().invoke(cli, ["sensitivity", str(sweep), "--samples", "4", "--workers", "1", "--out",
+                                 str(tmp_path / "o"), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json", "notes.txt", "sensitivity.csv"]
 
 
 def test_samples_must_be_a_power_of_two(tmp_path):

@@ -243,6 +243,27 @@ def test_folder_rules(tmp_path, reference, tiny):
     assert r.exit_code == 2 and "in use" in r.output
 
 
+def test_overwrite_removes_only_what_lte_wrote(tmp_path, reference, tiny):
+    """--overwrite replaces earlier results (a different sweep's, a run's) and never touches the user's own files:
+    lte sweep --out . --overwrite in a project folder must not empty it."""
+    ref_out, _ = reference
+    out = tmp_path / "mixed"
+    (out / "runs").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    (out / "data").mkdir()
+    (out / "data" / "observed.csv").write_text("a,b\n")
+    (out / "runs" / "0123456789abcdef.yearly.csv").write_text("stale")  # a run of some other sweep
+    (out / "events.csv").write_text("stale")  # left by an lte run
+    r = CliRunner().invoke(cli, ["sweep", str(tiny), "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 2 and "not empty" in r.output
+    r = CliRunner().invoke(cli, ["sweep", str(tiny), "--out", str(out), "--workers", "1", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert (out / "notes.txt").read_text() == "mine" and (out / "data" / "observed.csv").exists()
+    assert not (out / "events.csv").exists() and not (out / "runs" / "0123456789abcdef.yearly.csv").exists()
+    for f in FILES:
+        assert (out / f).read_bytes() == (ref_out / f).read_bytes(), f
+
+
 def test_compare_command(reference, tmp_path):
     out, _ = reference
     r = CliRunner().invoke(cli, ["compare", f"{out}:0", f"{out}:2", "--out", str(tmp_path / "c.csv")])
