@@ -73,8 +73,15 @@ def load_yearly(ref: str):
     folder = Path(folder)
     if not (folder / "yearly.csv").is_file() or not (folder / "manifest.json").is_file():
         raise UserError(f"{folder}: not a finished run or sweep folder (yearly.csv and manifest.json are needed)")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    table = read_csv(folder / "yearly.csv")
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        table = read_csv(folder / "yearly.csv")
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{folder}: cannot read its manifest.json and yearly.csv ({exc})") from None
+    missing = [c for c in ("replication", "year") if c not in table.columns]
+    if missing or not isinstance(manifest, dict):
+        raise UserError(f"{folder}/yearly.csv: not a table written by lte (no {' or '.join(missing) or 'manifest'} "
+                        "column); run it again")
     if point != "":
         if "point" not in table.columns:
             raise UserError(f"{ref}: {folder} is a run, not a sweep; leave out ':{point}'")

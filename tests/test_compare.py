@@ -101,3 +101,17 @@ def test_compare_refuses_runs_with_different_draws_from_the_posterior(two_runs):
     # a variant's own value of a fitted key is a difference between scenarios, like a lever: still paired
     r = CliRunner().invoke(cli, ["compare", str(two_runs / "own"), str(two_runs / "big")])
     assert r.exit_code == 0, r.output
+
+
+def test_compare_names_a_damaged_run_folder(two_runs, tmp_path):
+    """A yearly.csv that is not lte's (written over by hand or by another program) is one line, exit 2."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(two_runs / "small", broken)
+    (broken / "yearly.csv").write_text("outcome,mean\nnew_owners,1\n")
+    r = CliRunner().invoke(cli, ["compare", str(broken), str(two_runs / "big")])
+    assert r.exit_code == 2 and "not a table written by lte" in r.output and "Traceback" not in r.output, r.output
+    (broken / "manifest.json").write_text("{not json")
+    r = CliRunner().invoke(cli, ["compare", str(broken), str(two_runs / "big")])
+    assert r.exit_code == 2 and "cannot read" in r.output, r.output
