@@ -269,12 +269,19 @@ def write_csv(df: pd.DataFrame, path: str | Path, dialect: str = "plain") -> Non
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a table written by :func:`write_csv` in either dialect."""
+    """Read a table written by :func:`write_csv` in either dialect, its text as it was before the formula guard
+    (a name such as ``-late`` comes back without the apostrophe the file gives it)."""
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if head.startswith(b"\xef\xbb\xbf"):
-        return pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
-    return pd.read_csv(path)
+        df = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
+    else:
+        df = pd.read_csv(path)
+    for col in df.columns:
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
+            df[col] = df[col].map(lambda v: v[1:] if isinstance(v, str) and v[:1] == "'" and v[1:2] and
+                                  v[1:2] in _FORMULA_START else v)
+    return df
 
 
 # ---------------------------------------------------------------------------------------------- a run's files

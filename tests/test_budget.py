@@ -126,8 +126,13 @@ replications = 1
 ''')
     r = CliRunner().invoke(cli, ["sweep", str(sweep), "--workers", "1", "--out", str(tmp_path / "o"), "--csv-dialect", "nb"])
     assert r.exit_code == 0, r.output
-    points = read_csv(tmp_path / "o" / "points.csv")
-    assert set(points["frame.priority"]) == {"'=HYPERLINK(\"http://x\")", "'@calc"}
+    raw = pd.read_csv(tmp_path / "o" / "points.csv", sep=";", encoding="utf-8-sig", dtype=str)
+    assert set(raw["frame.priority"]) == {"'=HYPERLINK(\"http://x\")", "'@calc"}  # inert in the file
+    points = read_csv(tmp_path / "o" / "points.csv")  # and the names as written when read back
+    assert set(points["frame.priority"]) == {"=HYPERLINK(\"http://x\")", "@calc"}
+    assert CliRunner().invoke(cli, ["report", str(tmp_path / "o")]).exit_code == 0
+    page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "@calc" in page and "'@calc" not in page and "&#x27;@calc" not in page  # the report shows the name
 
 
 def test_scenario_text_stays_inert_in_every_csv_of_a_run(tmp_path):
