@@ -1,6 +1,6 @@
 """Benchmarks: SimPy's floor, the model's event rate, one Drammen replication, scale, sweep throughput.
 
-    python benchmarks/run.py                # full run (about three minutes), table on screen and CSV file
+    python benchmarks/run.py                # full run (about a minute and a half), table on screen and CSV file
     python benchmarks/run.py --quick        # seconds: smaller sizes and fewer repeats (used by a test)
 
 Writes benchmarks/results/bench.csv (or --csv PATH). Run it on an otherwise idle machine.
