@@ -221,8 +221,14 @@ def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame, levers: list[str]) 
                 pos = [order.index(o) for o in stats.index]
                 label = ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in zip(lines, lk)) or None
                 color = colors[i % len(colors)]
-                ax.plot(pos, stats["mean"] / scale, marker="o", ms=3, label=label, color=color)
-                ax.fill_between(pos, stats["lo"] / scale, stats["hi"] / scale, alpha=0.15, color=color)
+                if x == "point":  # no lever: the points are unrelated samples, not a path to draw a line along
+                    mean = stats["mean"].to_numpy() / scale
+                    ax.errorbar(pos, mean, yerr=[mean - stats["lo"].to_numpy() / scale,
+                                                 stats["hi"].to_numpy() / scale - mean],
+                                fmt="o", ms=3, capsize=2, label=label, color=color)
+                else:
+                    ax.plot(pos, stats["mean"] / scale, marker="o", ms=3, label=label, color=color)
+                    ax.fill_between(pos, stats["lo"] / scale, stats["hi"] / scale, alpha=0.15, color=color)
             ax.set_xticks(range(len(order)), [str(o) for o in order], rotation=30 if len(order) > 4 else 0,
                           fontsize=8)
             ax.grid(alpha=0.3)

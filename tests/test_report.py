@@ -71,3 +71,25 @@ def test_not_a_run_folder(tmp_path, make):
     r = CliRunner().invoke(cli, ["report", str(make(tmp_path))])
     assert r.exit_code == 2 and "Traceback" not in r.output and str(make(tmp_path)) in r.output
     assert not (tmp_path / "report.html").exists()
+
+
+def test_a_sweep_without_levers_draws_its_points_unjoined(monkeypatch):
+    """With no lever the points are unrelated uncertainty samples: each is a mark with its band, never joined by
+    a line as if they were a path."""
+    import matplotlib.axes
+    import pandas as pd
+
+    from sim import report
+
+    points = pd.DataFrame({"point": [0, 1, 2], "sample": [0, 1, 2], "baseline": [True, True, True],
+                           "market.price_index": [0.9, 1.1, 1.0]})
+    yearly = pd.DataFrame([{"point": p, "replication": r, "year": 2011, "new_owners_municipal": 10 * p + r,
+                            "new_owners_private": r, "new_owners": 10 * p + 2 * r, "startlan_nok": 1e6 * (p + 1),
+                            "frame_gave_up": r, "frame_expired_nok": 0.0, "loss_nok": 0.0}
+                           for p in range(3) for r in range(2)])
+    lines = []
+    real_plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, *a, **k: lines.append(a) or real_plot(self, *a, **k))
+    charts = report.sweep_charts(yearly, points, [])
+    assert charts and all(png.startswith(b"\x89PNG") for png, _ in charts.values())
+    assert not [a for a in lines if len(a) >= 2 and len(a[0]) > 1]  # no line through several points
