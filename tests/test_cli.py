@@ -63,6 +63,14 @@ def test_parameter_draws_counts_what_is_used_and_needs_a_fit(tmp_path, short_fil
         r = invoke("run", no_fit, "-n", 1, "--parameter-draws", n, "--out", tmp_path / "c")
         _assert_user_error(r, f"{no_fit}: --parameter-draws: the scenario names no fit (calibration.fitted)")
     assert not (tmp_path / "c").exists()
+    # a fit whose every value the scenario sets itself leaves nothing to draw
+    (tmp_path / "one.toml").write_text('[estimate]\n"programme.buy_own_share" = 0.25\n[posterior]\n'
+                                       'weights = [0.5, 0.5]\n"programme.buy_own_share" = [0.2, 0.3]\n')
+    fitted = write_variant(tmp_path, '[calibration]\nfitted = "one.toml"\n', "fitted.toml", base=short_file)
+    own = write_variant(tmp_path, '[programme]\nbuy_own_share = 0.6\n', "own.toml", base=fitted)
+    r = invoke("run", own, "-n", 1, "--parameter-draws", 2, "--out", tmp_path / "d")
+    _assert_user_error(r, f"{own}: --parameter-draws: the scenario sets every value its fit")
+    assert not (tmp_path / "d").exists()
 
 
 def test_counts_of_one_are_singular(tmp_path, short_file):
