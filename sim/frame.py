@@ -132,8 +132,10 @@ class Frame:
         self._serve()
 
     def refund(self, app: Application) -> None:
-        """A granted loan was not used (no home found): the commitment returns if its year is still open."""
-        if app.year == self.year:
+        """A granted loan was not used (no home found): the commitment returns to its pot if its year is still open,
+        or, with carry-over, whatever year it is (a closed year's frame has carried over, so its money is still
+        the municipality's to lend)."""
+        if app.year == self.year or self.carry_over:
             self.level[app.pot] += app.amount_nok
             self._serve()
 

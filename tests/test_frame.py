@@ -92,6 +92,20 @@ def test_refund_returns_money_in_the_same_year_only_and_serves_the_line():
     assert f.level[GENERAL] == 0
 
 
+
+def test_with_carry_over_a_refund_from_a_closed_year_returns():
+    """The frame carried over is still the municipality's to lend: a commitment granted last year and not used
+    comes back (without carry-over it expired with its year, as above)."""
+    env, f = frame(carry_over=True)
+    f.year = 2020
+    f.add(1_000_000)
+    a = f.request(600_000, lte=True, children=False)
+    assert granted(a) and f.level[GENERAL] == 400_000
+    assert f.close_year(2021) == 0
+    f.refund(a)
+    assert f.level[GENERAL] == 1_000_000
+
+
 def test_year_end_expires_the_rest_unless_carried_over():
     env, f = frame(earmark=0.3)
     f.add(1_000_000)
