@@ -100,8 +100,9 @@ def size_financing(
     need = price + costs - own funds. The household can carry loans up to ``max_loan_nok`` (from its
     ability to pay). If it can carry the whole need, no grant is given. Otherwise a means-tested grant
     closes the gap, capped by a share of price and an amount; a gap larger than the cap means no deal.
-    The startlån takes the borrowed sum up to ``startlan_max_share_of_price * price`` (1.0 is full
-    financing; a small share makes it a top-up); an ordinary bank loan takes the rest.
+    The startlån takes the borrowed sum up to ``startlan_max_share_of_price * (price + costs)`` (1.0 is full
+    financing, of the price and the purchase costs alike; a small share makes it a top-up); an ordinary bank
+    loan takes the rest.
     """
     need = max(price_nok + costs_nok - own_funds_nok, 0.0)
     own_used = min(own_funds_nok, price_nok + costs_nok)
@@ -115,7 +116,7 @@ def size_financing(
         if gap > cap:
             return Financing(False, own_funds_nok=own_used, reason="gap_above_grant_cap")
         grant = gap
-    startlan = min(borrow, startlan_max_share_of_price * price_nok)
+    startlan = min(borrow, startlan_max_share_of_price * (price_nok + costs_nok))
     return Financing(True, startlan_nok=startlan, bank_loan_nok=borrow - startlan, grant_nok=grant, own_funds_nok=own_used)
 
 

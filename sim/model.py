@@ -72,11 +72,12 @@ class MonthFlows:
 
 
 # Columns of a household's row of uniforms.
-U_PATIENCE, U_EXIT, U_SCREEN, U_POTENTIAL, U_OWN, U_WORK, U_DEBT_CLEAR, U_DEFAULT, U_REPLACE = range(9)
-U_TWO_ADULTS, U_CHILDREN, U_N_CHILDREN, U_IMMIGRANT, U_INTRO, U_INCOME, U_SAVINGS, U_DEBT = range(9, 17)
-ATTEMPT_BASE = 17
-U_ADVICE, U_DROPOUT, U_PRICE, U_SEARCH, U_FRAME_PATIENCE = range(5)
-PER_ATTEMPT = 5
+U_PATIENCE, U_EXIT, U_SCREEN, U_POTENTIAL, U_OWN, U_WORK, U_DEFAULT, U_REPLACE = range(8)
+U_TWO_ADULTS, U_CHILDREN, U_N_CHILDREN, U_IMMIGRANT, U_INTRO, U_INCOME, U_SAVINGS, U_DEBT = range(8, 16)
+ATTEMPT_BASE = 16
+# each attempt's own draws: an advice spell may clear debt problems that an earlier one did not
+U_ADVICE, U_DROPOUT, U_PRICE, U_SEARCH, U_FRAME_PATIENCE, U_DEBT_CLEAR = range(6)
+PER_ATTEMPT = 6
 MAX_ATTEMPTS = 4
 HOUSEHOLD_CHUNK = 4096
 FEED_BATCH = 512  # at most this many of a month's due events wait in SimPy's heap at once (see Model._feed)
@@ -132,7 +133,7 @@ class Household:
     """A household; ``lte`` is True for municipal tenants, False for other startlån borrowers."""
 
     __slots__ = ("id", "lte", "adults", "children", "immigrant", "intro_end", "works_after_intro",
-                 "income0_nok", "savings_nok", "debt_problems", "u", "arrived", "give_up_at",
+                 "income0_nok", "savings_nok", "debt_problems", "other_debt", "u", "arrived", "give_up_at",
                  "dwelling", "exit_at")
 
     def __init__(self, id, lte, adults, children, immigrant, intro_end, works_after_intro,
@@ -147,7 +148,8 @@ class Household:
         self.works_after_intro = works_after_intro
         self.income0_nok = income0_nok
         self.savings_nok = savings_nok
-        self.debt_problems = debt_problems
+        self.debt_problems = debt_problems  # payment problems: no loan until advice clears them
+        self.other_debt = debt_problems  # the debt itself: its payments count against ability to pay, cleared or not
         self.u = u  # the household's uniforms, one column per decision (see U_*)
         self.arrived = arrived
         self.give_up_at = math.inf
@@ -743,7 +745,7 @@ class Model:
             if self.record_events:
                 self.log(hh, "advice_completed")
             hh.savings_nok += prog.saving_during_advice_nok_month * duration
-            if hh.debt_problems and u[U_DEBT_CLEAR] < prog.debt_clear_probability:
+            if hh.debt_problems and u[base + U_DEBT_CLEAR] < prog.debt_clear_probability:
                 hh.debt_problems = False
             # application, then frame and purchase; refused or failed, the household may try again later
             own = (hh.dwelling.sellable and prog.sell_to_tenants and u[U_OWN] < prog.buy_own_share)
@@ -785,7 +787,7 @@ class Model:
         income = self.income_nok_year(hh)
         living = lending.living_costs_year(hh.adults, hh.children, sl.living_adult_nok_year,
                                            sl.living_child_nok_year, sl.living_household_nok_year) * p.cost_index[m]
-        other_debt = sl.other_debt_nok_year * p.cost_index[m] if hh.debt_problems else 0.0
+        other_debt = sl.other_debt_nok_year * p.cost_index[m] if hh.other_debt else 0.0
         capacity = lending.payment_capacity_month(income, living, other_debt)
         rate = lending.stressed_rate_pct(p.rate_pct[m] + sl.municipal_margin_points, p.stress_addon[m], p.stress_floor[m])
         max_loan = lending.annuity_principal(capacity, rate, sl.term_years)

@@ -134,7 +134,7 @@ class Households(Section):
     introduction_income_nok_year: float = F(unit="NOK/year", doc="income after tax per adult while in the introduction programme, at period start", gt=0)
     work_after_introduction_probability: Probability = F(unit="share", doc="share who move into work after the programme (others keep a low income)", kind="behavioural")
     savings_mean_nok: float = F(unit="NOK", doc="mean savings on arrival (exponentially distributed)", ge=0)
-    debt_problems_share: Probability = F(unit="share", doc="share with debt problems (other debt payments, no loan until cleared)")
+    debt_problems_share: Probability = F(unit="share", doc="share with debt problems: payments on other debt, and no loan until advice clears the problems (the payments remain)")
 
 
 class Market(Section):
@@ -160,7 +160,7 @@ class Programme(Section):
     advice_months_cv: float = F(unit="ratio", doc="coefficient of variation of the advice duration", gt=0)
     dropout_probability: Probability = F(unit="share", doc="share of advised households who drop out", kind="behavioural")
     saving_during_advice_nok_month: float = F(unit="NOK/month", doc="what an advised household saves each month of advice", ge=0)
-    debt_clear_probability: Probability = F(unit="share", doc="chance that advice clears a household's debt problems", kind="behavioural")
+    debt_clear_probability: Probability = F(unit="share", doc="chance that an advice spell clears a household's debt problems (each spell its own chance)", kind="behavioural")
     buy_own_share: Probability = F(unit="share", doc="share of buyers who buy their own dwelling when it is for sale", kind="behavioural")
     sell_to_tenants: bool = F(unit="yes/no", doc="whether the municipality sells sellable dwellings to their tenants", kind="policy")
     replacement_ratio: DatedNonNeg = F(unit="dwellings/sale", doc="dwellings bought for each dwelling sold to a tenant (at the sale's date)", kind="policy")
@@ -179,12 +179,12 @@ class Startlan(Section):
     stress_addon_points: DatedNonNeg = F(unit="%-points", doc="added to the loan rate when testing ability to pay", kind="policy")
     stress_floor_pct: DatedNonNeg = F(unit="%/year", doc="lowest rate ability to pay is tested at", kind="policy")
     term_years: float = F(unit="years", doc="maximum term the payment is computed over", gt=0, le=50, kind="policy")
-    max_share_of_price: float = F(unit="share of price", doc="startlån cap: 1.0 is full financing, less is a top-up", gt=0, le=1.2, kind="policy")
+    max_share_of_price: float = F(unit="share of price + costs", doc="startlån cap as a share of price plus purchase costs: 1.0 is full financing, less is a top-up", gt=0, le=1.2, kind="policy")
     purchase_costs_share: float = F(unit="share of price", doc="fees and document duty on a purchase", ge=0, le=0.2)
     living_adult_nok_year: float = F(unit="NOK/year", doc="living costs per adult at period start (SIFO-style)", ge=0)
     living_child_nok_year: float = F(unit="NOK/year", doc="living costs per child at period start", ge=0)
     living_household_nok_year: float = F(unit="NOK/year", doc="fixed living costs per household at period start", ge=0)
-    other_debt_nok_year: float = F(unit="NOK/year", doc="payments on other debt of a household with debt problems", ge=0)
+    other_debt_nok_year: float = F(unit="NOK/year", doc="payments on other debt of a household with debt problems, deducted from its ability to pay also after advice clears the problems", ge=0)
     municipal_margin_points: float = F(unit="%-points", doc="municipality's margin over Husbanken's rate", ge=0, le=0.25, kind="policy")
     default_base_per_year: float = F(unit="1/year", doc="default hazard of a borrower at the reference payment burden", ge=0, kind="behavioural")
     default_burden_elasticity: float = F(unit="1/burden", doc="how steeply the hazard rises with payment burden", ge=0)

@@ -152,11 +152,18 @@ def test_financing_a_gap_below_half_a_krone_is_rounding():
 
 def test_financing_top_up_splits_startlan_and_bank_loan():
     f = _fin(startlan_max_share_of_price=0.25)
-    # startlån capped at 25 % of 2,000,000 = 500,000; the bank lends the other 1,500,000
-    assert f.approved and f.startlan_nok == pytest.approx(500_000) and f.bank_loan_nok == pytest.approx(1_500_000)
-    # top-up with a grant: carried 1,750,000 = startlån 500,000 + bank 1,250,000, grant 250,000
+    # startlån capped at 25 % of price plus costs, 2,060,000: 515,000; the bank lends the other 1,485,000
+    assert f.approved and f.startlan_nok == pytest.approx(515_000) and f.bank_loan_nok == pytest.approx(1_485_000)
+    # top-up with a grant: carried 1,750,000 = startlån 515,000 + bank 1,235,000, grant 250,000
     f = _fin(startlan_max_share_of_price=0.25, max_loan_nok=1_750_000)
-    assert (f.startlan_nok, f.bank_loan_nok, f.grant_nok) == pytest.approx((500_000, 1_250_000, 250_000))
+    assert (f.startlan_nok, f.bank_loan_nok, f.grant_nok) == pytest.approx((515_000, 1_235_000, 250_000))
+
+
+def test_full_financing_covers_the_purchase_costs_too():
+    """A startlån may finance up to 100 % of price plus costs: with no savings, no bank loan is needed."""
+    f = _fin(own_funds_nok=0)
+    # need = 2,000,000 + 60,000; the startlån takes all of it
+    assert f.approved and f.startlan_nok == pytest.approx(2_060_000) and f.bank_loan_nok == 0
 
 
 def test_financing_own_funds_cover_everything():
@@ -223,7 +230,7 @@ def test_approved_financing_adds_up(price, cost_share, own, max_loan, share, eli
         # startlån + bank loan + grant + own funds used == price + costs
         total = f.startlan_nok + f.bank_loan_nok + f.grant_nok + f.own_funds_nok
         assert total == pytest.approx(price + costs, rel=1e-9, abs=1)
-        assert f.startlan_nok <= share * price + 1e-6
+        assert f.startlan_nok <= share * (price + costs) + 1e-6
         assert f.borrowed_nok <= max(max_loan, 0) + 1e-6
         assert f.grant_nok <= min(gshare * price, gmax) + 1e-6
         assert min(f.startlan_nok, f.bank_loan_nok, f.grant_nok) >= 0

@@ -314,3 +314,30 @@ def test_the_frame_left_at_the_end_expires_only_when_the_run_ends_with_a_year(sh
     assert left > 0 and expired == 0
     expired, left = last_month({"frame.carry_over": True})
     assert left > 0 and expired == 0
+
+
+def test_other_debt_counts_against_ability_to_pay_after_advice_clears_the_problems(short):
+    """Advice clears payment problems, not the debt: its payments still reduce what a household can borrow, so
+    larger other-debt payments mean more refusals on ability to pay."""
+    def refused(payments):
+        s = sc.with_overrides(short, {"startlan.other_debt_nok_year": payments,
+                                      "programme.debt_clear_probability": 1.0})
+        return sum(run_replication(s, 1, r).monthly["refused_ability_to_pay"].sum() for r in range(3))
+
+    assert refused(0) < refused(60_000) < refused(200_000)
+
+
+def test_each_advice_spell_has_its_own_chance_to_clear_debt_problems(short):
+    """A household still in debt after one advice spell may be cleared by the next."""
+    s = sc.with_overrides(short, {"households.debt_problems_share": 1.0, "programme.debt_clear_probability": 0.5,
+                                  "programme.max_attempts": 4})
+    ev = pd.concat([run_replication(s, 1, r, record_events=True).events for r in range(3)])
+    ev = ev[ev["group"] == "lte"]
+    cleared_later = 0
+    for _, g in ev.groupby(["replication", "household_id"]):
+        outcomes = [e for e in g["event"] if e in ("refused_debt", "refused_ability_to_pay", "refused_grant_budget",
+                                                   "frame_approved", "frame_queued", "bought_municipal",
+                                                   "bought_private")]
+        if outcomes[:1] == ["refused_debt"] and any(e != "refused_debt" for e in outcomes[1:]):
+            cleared_later += 1
+    assert cleared_later > 0
