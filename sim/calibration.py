@@ -423,7 +423,8 @@ def report_md(problem: Problem, history: list[Population], table, meta: dict, co
               "|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         obs = r.observed if r.observed != "" else (f"> {r.lower:g}" if r.lower != "" else f"< {r.upper:g}")
-        fmt = (lambda x: f"{x:,.3g}" if abs(x) < 10 else f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}")
+        fmt = (lambda x: f"{x:,.3g}" if abs(x) < 10 else f"{x:,.1f}" if abs(x) < 1000 and not float(x).is_integer()
+               else f"{x:,.0f}")  # counts keep a half (19.5); money is whole kroner
         lines.append(f"| {r.date} | {r.quantity} | {obs if isinstance(obs, str) else fmt(obs)} | "
                      f"{fmt(r.simulated_median)} | {fmt(r.simulated_p5)} - {fmt(r.simulated_p95)} | "
                      f"{'yes' if r.within_band else 'NO'} | {'yes' if r.used_in_fit else 'held out'} |")
