@@ -89,6 +89,20 @@ def test_same_command_same_fit_and_resume(small, tmp_path):
     assert res["resumed_generations"] == 2
 
 
+
+def test_a_fit_is_not_resumed_after_the_model_changed(small, tmp_path, monkeypatch):
+    """Saved generations belong to the model that simulated them: after a change to the model's code, the same
+    command starts afresh instead of mixing generations of two models."""
+    scen, targets, _ = small
+    kw = dict(seed=5, particles=20, generations=2, replications=1, draws=4, executor=InProcess())
+    cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **kw)
+    again = cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **{**kw, "generations": 3})
+    assert again["resumed_generations"] == 2
+    monkeypatch.setattr(cal, "model_code_hash", lambda: "another model")
+    changed = cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **{**kw, "generations": 3})
+    assert changed["resumed_generations"] == 0
+
+
 def test_fit_is_applied_and_posterior_drawn(small, tmp_path):
     scen, targets, folder = small
     fit = tmp_path / "f.toml"
