@@ -95,12 +95,11 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
     seed = s.seed if seed is None else seed
     folder = Path(out) if out else Path("outputs") / s.name
     started, t0 = _now(), time.monotonic()
-    if parameter_draws is not None and not loaded.fit:
-        raise UserError(f"{scenario}: --parameter-draws: the scenario names no fit (calibration.fitted), so there "
-                        "is no posterior to draw from; leave the option out")
-    if parameter_draws is not None and not loaded.fitted_keys:
-        raise UserError(f"{scenario}: --parameter-draws: the scenario sets every value its fit (calibration.fitted) "
-                        "estimates itself, so nothing is drawn from the posterior; leave the option out")
+    if parameter_draws is not None and not loaded.fitted_keys:  # (none without a fit)
+        why = ("the scenario names no fit (calibration.fitted), so there is no posterior to draw from" if not loaded.fit
+               else "the scenario sets every value its fit (calibration.fitted) estimates itself, so nothing is "
+                    "drawn from the posterior")
+        raise UserError(f"{scenario}: --parameter-draws: {why}; leave the option out")
     # replication r runs with draw r mod N: draws beyond the replications would go unused, so they are not drawn
     draws = loaded.posterior_draws(n if parameter_draws is None else min(parameter_draws, n), seed)
     per_replication = runner.posterior_scenarios(s, draws) if draws else None

@@ -526,8 +526,7 @@ class Model:
             year_no = ym.year - p.start.year
             if ym.month == 1 or m == 0:
                 if m > 0:
-                    expired = self.frame.close_year(ym.year)
-                    self._months[m - 1].frame_expired_nok += expired
+                    self._close_year(m)
                 else:
                     self.frame.year = ym.year
                 self.tilskudd_left = p.tilskudd_budget[m]
@@ -559,6 +558,10 @@ class Model:
             self.events_handled += 1
             t = due[-1].t
             schedule(_Call(t, self._feed, due), simpy.events.URGENT, t - now)
+
+    def _close_year(self, m: int) -> None:
+        """The year that ends with month m - 1 closes: what is left of its frame expires, counted in that month."""
+        self._months[m - 1].frame_expired_nok += self.frame.close_year(self.p.start.plus(m).year)
 
     def _month_boundary(self) -> simpy.Event:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
@@ -1024,8 +1027,8 @@ class Model:
     def _finish(self) -> None:
         n = self.p.n
         self._record_levels(n - 1)
-        if self.p.start.plus(n - 1).month == 12:  # the run ends with a year: what is left of its frame expires
-            self._months[n - 1].frame_expired_nok += self.frame.close_year(self.p.start.plus(n).year)
+        if self.p.start.plus(n).month == 1:  # the run ends with a year, which closes like every other
+            self._close_year(n)
         self.level["active_loans"][:] = np.cumsum(self._loans_diff)[:n]
         self.level["loans_in_default"][:] = np.cumsum(self._default_diff)[:n]
         still = deque()

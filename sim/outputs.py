@@ -256,6 +256,15 @@ def guard_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def unguard_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`guard_formulas`: text that the guard gave a leading apostrophe gets it back off."""
+    for col in df.columns:
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
+            df[col] = df[col].map(lambda v: v[1:] if isinstance(v, str) and v[:1] == "'" and v[1:2] and
+                                  v[1:2] in _FORMULA_START else v)
+    return df
+
+
 def write_csv(df: pd.DataFrame, path: str | Path, dialect: str = "plain") -> None:
     """Write a table. ``plain``: comma, decimal point, UTF-8. ``nb``: semicolon, decimal comma, UTF-8
     with BOM, for Excel with Norwegian settings. Both guard text cells against formulas."""
@@ -277,11 +286,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         df = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
     else:
         df = pd.read_csv(path)
-    for col in df.columns:
-        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
-            df[col] = df[col].map(lambda v: v[1:] if isinstance(v, str) and v[:1] == "'" and v[1:2] and
-                                  v[1:2] in _FORMULA_START else v)
-    return df
+    return unguard_formulas(df)
 
 
 # ---------------------------------------------------------------------------------------------- a run's files
