@@ -99,7 +99,9 @@ def size_financing(
 
     need = price + costs - own funds. The household can carry loans up to ``max_loan_nok`` (from its
     ability to pay). If it can carry the whole need, no grant is given. Otherwise a means-tested grant
-    closes the gap, capped by a share of price and an amount; a gap larger than the cap means no deal.
+    closes the gap, capped by a share of price and an amount; a gap larger than the cap means no deal. The grant
+    comes only with a loan (every buyer in the programme is financed with a startlån): a household that can carry
+    no loan at all is refused, however small its gap.
     The startlån takes the borrowed sum up to ``startlan_max_share_of_price * (price + costs)`` (1.0 is full
     financing, of the price and the purchase costs alike; a small share makes it a top-up); an ordinary bank
     loan takes the rest.
@@ -110,7 +112,7 @@ def size_financing(
     gap = need - borrow
     grant = 0.0
     if gap > 0.5:  # half a krone: rounding, not a gap
-        if not grant_eligible:
+        if not grant_eligible or borrow <= 0.0:
             return Financing(False, own_funds_nok=own_used, reason="ability_to_pay")
         cap = min(grant_max_share_of_price * price_nok, grant_max_nok)
         if gap > cap:

@@ -127,6 +127,20 @@ def test_financing_gap_exactly_at_the_cap_is_approved():
     assert f.approved and f.grant_nok == pytest.approx(400_000)
 
 
+def test_financing_no_grant_without_a_loan():
+    # savings 1,900,000 leave a need of 160,000, well under the grant cap of 400,000; but a household that can
+    # carry no loan gets no startlån, and the grant comes only with one: refused
+    f = _fin(own_funds_nok=1_900_000, max_loan_nok=0.0)
+    assert not f.approved and f.reason == "ability_to_pay" and f.grant_nok == 0
+    assert not _fin(own_funds_nok=1_900_000, max_loan_nok=-50_000.0).approved
+    # with savings that cover everything no loan and no grant are needed: a purchase on own funds
+    f = _fin(own_funds_nok=2_100_000, max_loan_nok=0.0)
+    assert f.approved and f.startlan_nok == 0 and f.grant_nok == 0 and f.own_funds_nok == 2_060_000
+    # the smallest loan it can carry brings the grant back
+    f = _fin(own_funds_nok=1_900_000, max_loan_nok=10_000.0)
+    assert f.approved and f.startlan_nok == pytest.approx(10_000) and f.grant_nok == pytest.approx(150_000)
+
+
 def test_financing_gap_above_grant_cap_is_refused():
     f = _fin(max_loan_nok=1_500_000)  # gap 500,000 > cap 400,000
     assert not f.approved and f.reason == "gap_above_grant_cap"
@@ -241,7 +255,7 @@ def test_approved_financing_adds_up(price, cost_share, own, max_loan, share, eli
         assert f.reason in ("ability_to_pay", "gap_above_grant_cap")
         assert f.borrowed_nok == 0 and f.grant_nok == 0
         # refused only when the loan it can carry, own funds and the largest grant do not reach
-        cap = min(gshare * price, gmax) if eligible else 0.0
+        cap = min(gshare * price, gmax) if eligible and max_loan > 0 else 0.0  # no grant without a loan
         assert max(max_loan, 0) + own + cap < price + costs + 1e-6
 
 
