@@ -141,6 +141,93 @@ def test_pots_never_go_below_zero_under_many_random_operations():
         assert sorted(a.amount_nok for a in f.waiting) == f._amounts
 
 
+class ReferenceFrame:
+    """The frame's rules as plainly as they can be written: the line is a list in priority order, and serving
+    walks all of it, first fit. The frame must decide exactly as this does, however it keeps its line."""
+
+    def __init__(self, earmark):
+        self.earmark = earmark
+        self.level = {EARMARKED: 0.0, GENERAL: 0.0}
+        self.line = []  # [key, amount, lte, name], sorted by key
+        self.granted = {}  # name -> pot
+
+    def pot_for(self, amount, lte):
+        if lte and self.level[EARMARKED] >= amount:
+            return EARMARKED
+        return GENERAL if self.level[GENERAL] >= amount else None
+
+    def request(self, key, amount, lte, name):
+        pot = self.pot_for(amount, lte)
+        if pot:
+            self.level[pot] -= amount
+            self.granted[name] = pot
+        else:
+            self.line.append((key, amount, lte, name))
+            self.line.sort()
+
+    def withdraw(self, name):
+        self.line = [e for e in self.line if e[3] != name]
+
+    def refund(self, name, amount):
+        self.level[self.granted[name]] += amount
+        self.serve()
+
+    def add(self, amount):
+        self.level[EARMARKED] += amount * self.earmark
+        self.level[GENERAL] += amount - amount * self.earmark
+        self.serve()
+
+    def serve(self):
+        for entry in list(self.line):
+            pot = self.pot_for(entry[1], entry[2])
+            if pot:
+                self.level[pot] -= entry[1]
+                self.granted[entry[3]] = pot
+                self.line.remove(entry)
+
+
+@pytest.mark.parametrize("priority", ["first_come", "families_first", "lte_first", "smallest_loan_first"])
+def test_the_line_decides_as_the_plain_rule_does(priority):
+    """Long random sequences of requests, give-ups, refunds and rounds, with a line of hundreds: the same loans
+    granted from the same pots, and the same line, as the plain rule (the frame keeps sorted amounts to stop
+    serving early)."""
+    import random
+
+    rnd = random.Random(11)
+    env, f = frame(earmark=0.3, priority=priority)
+    ref = ReferenceFrame(0.3)
+    apps, refunded = {}, set()
+    longest = 0
+    for step in range(3000):
+        r = rnd.random()
+        if r < 0.55:
+            amount, lte, children = round(rnd.uniform(1e5, 2e6)), rnd.random() < 0.6, rnd.random() < 0.5
+            app = f.request(amount, lte, children)
+            apps[step] = app
+            ref.request(app.key, amount, lte, step)
+        elif r < 0.75 and apps:
+            name = rnd.choice(list(apps))
+            assert f.withdraw(apps[name]) == any(e[3] == name for e in ref.line)  # False if granted or gone
+            ref.withdraw(name)
+        elif r < 0.8 and apps:
+            name = rnd.choice(list(apps))
+            if apps[name].granted and name not in refunded:  # no home found: the commitment returns (same year)
+                refunded.add(name)
+                f.refund(apps[name])
+                ref.refund(name, apps[name].amount_nok)
+        else:
+            amount = rnd.uniform(0, 2.4e6)
+            f.add(amount)
+            ref.add(amount)
+        assert {n: a.pot for n, a in apps.items() if a.granted} == ref.granted
+        assert [a.key for a in f.waiting] == [e[0] for e in ref.line]
+        assert f.level == pytest.approx(ref.level, abs=1e-3)
+        longest = max(longest, len(f.waiting))
+        if rnd.random() < 0.01:
+            env.run(until=env.now + 1)  # time passes: the first-come keys are times
+    assert len(ref.granted) > 800 and len(refunded) > 50 and longest > 200
+
+
 def test_a_loan_must_be_positive():
     env, f = frame()
     with pytest.raises(ValueError):
