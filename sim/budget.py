@@ -50,7 +50,7 @@ COLUMNS = (
     ("units_bought", "replacement dwellings bought"),
     ("replacement_purchases_nok", "cost of replacement dwellings bought (money out)"),
     ("rent_income_nok", "rent from let municipal dwellings"),
-    ("rent_income_change_nok", "rent income minus the first year's at this year's cost level: the change from sales, replacements and vacancies"),
+    ("rent_income_change_nok", "rent income minus the first year's rent roll over this year's months at their cost level: the change from sales, replacements and vacancies"),
 )
 
 
@@ -192,14 +192,17 @@ def budget_by_replication(yearly: pd.DataFrame, loans: pd.DataFrame, scenario: S
     b["units_bought"] = y["units_bought"]
     b["replacement_purchases_nok"] = y["units_bought_cost_nok"]
     b["rent_income_nok"] = y["rent_income_nok"]
-    # change beyond price indexation: rent income minus the first year's, brought to this year's cost level
+    # change beyond price indexation: rent income minus what the first year's rent roll would bring in this year's
+    # months at their cost level. Rent is the month's roll times the cost index, so the first year's roll (its rent
+    # over the sum of its months' index) times the sum of this year's index; a year the run covers only in part
+    # (a start or end mid-year) is compared month for month, not with a whole year
     start = YearMonth.parse(scenario.period.start)
     n = scenario.period.n_months
     index = pd.Series(resolve_monthly(parse_dated(scenario.market.cost_index), start, n),
                       index=pd.period_range(start=scenario.period.start, periods=n, freq="M").year)
-    level = b["year"].map(index.groupby(level=0).mean())
+    index_sum = b["year"].map(index.groupby(level=0).sum())
     first = b.groupby("replication")["rent_income_nok"].transform("first")
-    b["rent_income_change_nok"] = b["rent_income_nok"] - first * level / level.groupby(b["replication"]).transform("first")
+    b["rent_income_change_nok"] = b["rent_income_nok"] - first * index_sum / index_sum.groupby(b["replication"]).transform("first")
     return b[keys + [c for c, _ in COLUMNS]]
 
 

@@ -56,6 +56,26 @@ def test_tilskudd_written_down_evenly(flat):
     assert tw["outstanding"].tolist() == pytest.approx([234_000, 222_000, 210_000])
 
 
+def test_rent_change_compares_month_for_month_when_a_run_starts_and_ends_mid_year(drammen):
+    """A rent roll of 100,000 a month that never changes, from 2010-07 to 2012-06, with the cost index at 1.00,
+    1.10 and 1.20 in the three years: rent income 600,000 (six months), 1,320,000 and 720,000 (six months), and no
+    change beyond indexation in any year. (Compared with the first year as a whole, a half year, the next would
+    show +660,000.) With the roll a tenth lower from 2011: -132,000 in 2011 and -72,000 in 2012's half year."""
+    s = sc.with_overrides(drammen, {"period.start": "2010-07", "period.end": "2012-06",
+                                    "period.programme_start": "2011-06",
+                                    "market.cost_index": {"2010": 1.0, "2011": 1.1, "2012": 1.2}})
+    for roll_2011, roll_2012, change in ((100_000, 100_000, [0, 0, 0]), (90_000, 90_000, [0, -132_000, -72_000])):
+        rent = [6 * 100_000 * 1.0, 12 * roll_2011 * 1.1, 6 * roll_2012 * 1.2]
+        yearly = pd.DataFrame({"replication": 0, "year": [2010, 2011, 2012], "rent_income_nok": rent})
+        for c in ("startlan_nok", "startlan_loans", "startlan_nok_lte", "startlan_nok_other", "frame_granted_nok",
+                  "frame_remaining_nok", "frame_expired_nok", "tilskudd_nok", "units_sold", "units_sold_value_nok",
+                  "units_bought", "units_bought_cost_nok"):
+            yearly[c] = 0.0
+        loans = pd.DataFrame(columns=["replication", *_loan().columns[1:]])
+        b = budget.budget_by_replication(yearly, loans, s)
+        assert b["rent_income_change_nok"].tolist() == pytest.approx(change, abs=1e-6)
+
+
 @pytest.fixture(scope="module")
 def per_rep(short):
     result = RunResult(short, 5, [run_replication(short, 5, r) for r in range(3)])
