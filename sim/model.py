@@ -959,7 +959,9 @@ class Model:
         term_end = now + sl.term_years * 12.0
         loss = 0.0
         settle_at = math.inf
-        if default_at < min(term_end, p.n):
+        if not default_at < min(term_end, p.n):  # repaid first, or after the run: no default
+            default_at = math.inf
+        else:
             settle_at = default_at + sl.default_resolution_months
             balance = lending.annuity_balance(fin.startlan_nok, rate, sl.term_years, default_at - now)
             loss = balance * sl.loss_given_default_share

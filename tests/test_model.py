@@ -347,3 +347,16 @@ def test_each_advice_spell_has_its_own_chance_to_clear_debt_problems(short):
         if outcomes[:1] == ["refused_debt"] and any(e != "refused_debt" for e in outcomes[1:]):
             cleared_later += 1
     assert cleared_later > 0
+
+
+def test_a_loan_repaid_before_its_default_time_shows_no_default(short):
+    """A default drawn for after the loan's term has ended never happens: loans.csv gives it no default date, and
+    the loans with a default date are exactly the defaults counted (five-year loans over a ten-year run)."""
+    s = sc.with_overrides(short, {"period.end": "2019-12", "startlan.term_years": 5,
+                                  "startlan.default_base_per_year": 0.05})
+    rep = run_replication(s, 3, 0)
+    loans = rep.loans
+    defaulted = loans["default_t"].notna()
+    assert (loans.loc[defaulted, "default_t"] < loans.loc[defaulted, "t"] + 60).all()
+    assert defaulted.sum() == rep.monthly["defaults"].sum() > 20
+    assert (loans.loc[~defaulted, "loss_nok"] == 0).all() and loans.loc[~defaulted, "settled_t"].isna().all()
