@@ -50,12 +50,19 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
 
 
 def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
-    """Each replication's outcomes over the whole period: flows summed; means and levels averaged."""
+    """Each replication's outcomes over the whole period: flows summed; the line for the frame (a level) averaged
+    over the years; the wait for the frame the mean over every loan granted in the period (all months waited over
+    all loans granted, so a busy year weighs as many loans as it granted, and a year with none does not count;
+    0 if no loan was granted at all)."""
     outcomes = [o for o in outcomes if o in yearly.columns]
     averaged = {"frame_wait_months_mean", "waiting_for_frame"}
     by_replication = yearly.groupby("replication")
     summed = by_replication[[o for o in outcomes if o not in averaged]].sum()
     means = by_replication[[o for o in outcomes if o in averaged]].mean()
+    if "frame_wait_months_mean" in outcomes and {"frame_wait_months_sum", "frame_approved"} <= set(yearly.columns):
+        waited = by_replication[["frame_wait_months_sum", "frame_approved"]].sum()
+        means["frame_wait_months_mean"] = (waited["frame_wait_months_sum"]
+                                           / waited["frame_approved"].where(waited["frame_approved"] > 0)).fillna(0.0)
     out = pd.concat([summed, means], axis=1)[outcomes].reset_index()
     out["year"] = 0
     return out

@@ -36,11 +36,20 @@ def test_rows_are_paired_by_replication_not_by_order():
 
 
 def test_period_totals_sum_flows_and_average_waits():
+    # replication 0: one loan granted after 1 month in 2011, three after 9 months between them in 2012: a mean
+    # wait of 10 / 4 = 2.5 months per loan (the yearly means 1 and 3 would average to 2); replication 1: none in
+    # 2011 (its yearly mean is written 0), two after 4 months in 2012: 2.0 (not 1.0); the line averaged over years
     y = pd.DataFrame({"replication": [0, 0, 1, 1], "year": [2011, 2012, 2011, 2012],
-                      "new_owners": [2, 3, 4, 5], "frame_wait_months_mean": [1.0, 3.0, 2.0, 2.0]})
+                      "new_owners": [2, 3, 4, 5], "frame_wait_months_mean": [1.0, 3.0, 0.0, 2.0],
+                      "frame_wait_months_sum": [1.0, 9.0, 0.0, 4.0], "frame_approved": [1, 3, 0, 2],
+                      "waiting_for_frame": [4, 6, 0, 1]})
     t = period_totals(y).set_index("replication")
-    assert list(t["new_owners"]) == [5, 9] and list(t["frame_wait_months_mean"]) == [2.0, 2.0]
+    assert list(t["new_owners"]) == [5, 9] and list(t["frame_wait_months_mean"]) == [2.5, 2.0]
+    assert list(t["waiting_for_frame"]) == [5.0, 0.5]
     assert set(t["year"]) == {0}
+    # no loan granted in the whole period: no wait
+    none = y.assign(frame_wait_months_sum=0.0, frame_approved=0, frame_wait_months_mean=0.0)
+    assert list(period_totals(none)["frame_wait_months_mean"]) == [0.0, 0.0]
 
 
 @pytest.fixture(scope="module")
