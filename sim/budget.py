@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sim import lending
 from sim.scenario import Scenario
 from sim.timeline import YearMonth, parse_dated, resolve_monthly
 
@@ -57,8 +58,8 @@ COLUMNS = (
 def _rates(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     start = YearMonth.parse(scenario.period.start)
     n = scenario.period.n_months
-    husbanken = resolve_monthly(parse_dated(scenario.market.husbanken_rate_pct), start, n) / 100.0 / 12.0
-    return husbanken, husbanken + scenario.startlan.municipal_margin_points / 100.0 / 12.0
+    husbanken_pct = resolve_monthly(parse_dated(scenario.market.husbanken_rate_pct), start, n)
+    return lending.monthly_rate(husbanken_pct), lending.monthly_rate(husbanken_pct, scenario.startlan.municipal_margin_points)
 
 
 def portfolio(loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:

@@ -7,6 +7,7 @@ hand-worked example. Amounts are NOK; rates are annual and given in percent (4.6
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -40,18 +41,24 @@ def annuity_principal(payment_month_nok: float, rate_pct: float, term_years: flo
     return payment_month_nok * _discount(r, n) / r
 
 
-def annuity_balance(principal_nok: float, rate_pct: float, term_years: float, months_paid: float) -> float:
-    """Outstanding balance after ``months_paid`` payments of an annuity at a fixed rate."""
-    n = round(term_years * 12)
-    k = min(max(int(months_paid), 0), n)
-    if principal_nok <= 0 or k >= n:
-        return 0.0
-    r = rate_pct / 100.0 / 12.0
-    if r == 0:
-        return principal_nok * (1 - k / n)
-    growth = math.expm1(k * math.log1p(r))  # (1 + r)^k - 1, exact for tiny r
-    pay = annuity_payment_month(principal_nok, rate_pct, term_years)
-    return max(principal_nok * (1.0 + growth) - pay * growth / r, 0.0)
+def monthly_rate(rate_pct, margin_points=0.0):
+    """Percent a year (plus a margin in points) as a fraction a month: ``rate_pct / 100 / 12 + margin / 100 / 12``,
+    written once so that the model and the budget compute the same floats (for numbers or numpy arrays)."""
+    return rate_pct / 100.0 / 12.0 + margin_points / 100.0 / 12.0
+
+
+def floating_annuity_balance(principal_nok: float, monthly_rates: Iterable[float], term_months: int) -> float:
+    """Outstanding balance of an annuity loan on a floating rate after one payment at each of ``monthly_rates``
+    (fractions a month, from :func:`monthly_rate`): each payment is recomputed on the remaining balance, its
+    month's rate and the remaining term, as the budget follows the portfolio (``sim/budget.py``)."""
+    balance, k = principal_nok, term_months
+    for r in monthly_rates:
+        if k <= 0 or balance <= 0:
+            break
+        payment = balance * r / -math.expm1(-k * math.log1p(r)) if r > 0 else balance / k
+        balance -= min(payment - balance * r, balance)
+        k -= 1
+    return balance
 
 
 def stressed_rate_pct(rate_pct: float, addon_points: float, floor_pct: float) -> float:

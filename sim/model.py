@@ -247,6 +247,8 @@ class Params:
         m = s.market
         self.price_index = monthly(m.price_index)
         self.rate_pct = monthly(m.husbanken_rate_pct)
+        # a loan's rate each month, as a fraction (Husbanken's rate + the margin), computed as the budget does
+        self.loan_rate_month = lending.monthly_rate(np.array(self.rate_pct), s.startlan.municipal_margin_points).tolist()
         self.income_index = monthly(m.income_index)
         self.cost_index = monthly(m.cost_index)
         self.arrivals_per_year = np.array(monthly(s.households.arrivals_per_year))
@@ -963,7 +965,10 @@ class Model:
             default_at = math.inf
         else:
             settle_at = default_at + sl.default_resolution_months
-            balance = lending.annuity_balance(fin.startlan_nok, rate, sl.term_years, default_at - now)
+            # the balance when it stops paying, as the budget follows it: a payment each month after the payout
+            # month and before the default's, at that month's rate (the rates ahead are the scenario's path)
+            balance = lending.floating_annuity_balance(fin.startlan_nok, p.loan_rate_month[m + 1:int(default_at)],
+                                                       round(sl.term_years * 12))
             loss = balance * sl.loss_given_default_share
             self._default_diff[p.month(default_at)] += 1
             self.flows_at(default_at).defaults += 1.0

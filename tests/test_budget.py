@@ -76,6 +76,24 @@ def test_rent_change_compares_month_for_month_when_a_run_starts_and_ends_mid_yea
         assert b["rent_income_change_nok"].tolist() == pytest.approx(change, abs=1e-6)
 
 
+def test_a_loss_is_the_share_of_the_balance_the_budget_carries(short):
+    """The model sizes a loss at payout from the balance the loan will have when it stops paying, on the rate path
+    ahead; the budget follows the same loan month by month. With the whole balance lost (a share of 1), the loss
+    written off in budget.csv must be the model's loss, loan for loan: it is capped at the budget's balance, so a
+    model balance on another rate (the rate at payout, held fixed) shows as a gap. Drammen's rate moves between 1.5
+    and 4.64 % over the run."""
+    s = sc.with_overrides(short, {"period.end": "2018-12", "startlan.loss_given_default_share": 1.0,
+                                  "startlan.default_base_per_year": 0.04, "startlan.default_resolution_months": 3.0})
+    result = RunResult(s, 2, [run_replication(s, 2, r) for r in range(2)])
+    settled = result.loans[result.loans["settled_t"].notna()]
+    assert len(settled) > 30
+    b = budget.budget_by_replication(yearly(result.monthly), result.loans, s)
+    assert b["loss_nok"].sum() == pytest.approx(settled["loss_nok"].sum(), rel=1e-12)
+    port = budget.portfolio(settled.iloc[:1], s)  # one loan: its budget balance before it defaults is its loss
+    loan = settled.iloc[0]
+    assert port["balance"].iloc[int(loan["default_t"]) - 1] == pytest.approx(loan["loss_nok"], rel=1e-12)
+
+
 @pytest.fixture(scope="module")
 def per_rep(short):
     result = RunResult(short, 5, [run_replication(short, 5, r) for r in range(3)])

@@ -35,19 +35,38 @@ def test_annuity_principal_is_the_inverse_hand_worked():
 
 
 def test_annuity_balance_hand_worked():
+    def balance(rate_pct, term_years, payments, principal=1_000_000):
+        r = lending.monthly_rate(rate_pct)
+        return lending.floating_annuity_balance(principal, [r] * payments, round(term_years * 12))
+
     # after 12 payments of 5,368.22 at 5 %: B = P g - pay (g - 1)/r with g = 1.0041667^12 = 1.051162
     # = 1,051,162 - 5368.22 * 0.051162 / 0.0041667 = 1,051,162 - 65,915.6 = 985,246
-    assert lending.annuity_balance(1_000_000, 5.0, 30, 12) == pytest.approx(985_246, abs=1)
+    assert balance(5.0, 30, 12) == pytest.approx(985_246, abs=1)
     # half way (180 payments): g = 1.0041667^180 = 2.113704; B = 2,113,704 - 5368.22 * 1.113704 / 0.0041667
     # = 2,113,704 - 1,434,865 = 678,839 (well above half: early payments are mostly interest)
-    assert lending.annuity_balance(1_000_000, 5.0, 30, 180) == pytest.approx(678_839, abs=2)
-    assert lending.annuity_balance(1_000_000, 5.0, 30, 0) == pytest.approx(1_000_000)
-    assert lending.annuity_balance(1_000_000, 5.0, 30, 360) == 0.0
-    assert lending.annuity_balance(1_000_000, 5.0, 30, 500) == 0.0  # past the term: repaid
+    assert balance(5.0, 30, 180) == pytest.approx(678_839, abs=2)
+    assert balance(5.0, 30, 0) == 1_000_000
+    assert balance(5.0, 30, 360) == pytest.approx(0.0, abs=1e-6)
+    assert balance(5.0, 30, 500) == pytest.approx(0.0, abs=1e-6)  # past the term: repaid
     # zero rate: straight line, half the term half the loan
-    assert lending.annuity_balance(1_000_000, 0.0, 10, 60) == pytest.approx(500_000)
-    # a fraction of a month counts the whole payments made so far (12.7 -> 12)
-    assert lending.annuity_balance(1_000_000, 5.0, 30, 12.7) == pytest.approx(985_246, abs=1)
+    assert balance(0.0, 10, 60) == pytest.approx(500_000)
+    # the margin is added in points: 4.75 % + 0.25 points is 5 %
+    assert lending.monthly_rate(4.75, 0.25) == pytest.approx(lending.monthly_rate(5.0), rel=1e-15)
+
+
+def test_a_floating_rate_recomputes_the_payment_on_what_is_left():
+    # 1,000,000 over 2 years: a year at 6 %, then 3 %. At 6 % the payment is 44,320.61 and after 12 payments
+    # B = 1,000,000 * 1.005^12 - 44,320.61 * (1.005^12 - 1) / 0.005 = 1,061,677.81 - 546,719.65 = 514,958.16.
+    # At 3 % the payment on 514,958.16 over the 12 months left is 514,958.16 * 0.0025 / (1 - 1.0025^-12)
+    # = 43,613.71; after 6 of them B = 514,958.16 * 1.0025^6 - 43,613.71 * (1.0025^6 - 1) / 0.0025
+    # = 522,730.97 - 263,323.24 = 259,407.73, and the 12 repay it exactly
+    six, three = lending.monthly_rate(6.0), lending.monthly_rate(3.0)
+    assert lending.floating_annuity_balance(1_000_000, [six] * 12, 24) == pytest.approx(514_958.16, abs=0.01)
+    assert lending.floating_annuity_balance(1_000_000, [six] * 12 + [three] * 6, 24) == pytest.approx(259_407.73, abs=0.01)
+    assert lending.floating_annuity_balance(1_000_000, [six] * 12 + [three] * 12, 24) == pytest.approx(0.0, abs=1e-6)
+    # at the rate of payout the balance after 18 payments would be 261,331.36: a fall in the rate lowers the
+    # payment but pays the loan down faster, and the loss on a default follows the balance as it is
+    assert lending.floating_annuity_balance(1_000_000, [six] * 18, 24) == pytest.approx(261_331.36, abs=0.01)
 
 
 def test_balance_matches_month_by_month_amortisation():
@@ -59,7 +78,8 @@ def test_balance_matches_month_by_month_amortisation():
     for k in range(1, years * 12 + 1):
         balance = balance * (1 + r) - payment
         if k in (1, 7, 60, 121, 239):
-            assert lending.annuity_balance(principal, rate, years, k) == pytest.approx(balance, abs=0.01), k
+            assert lending.floating_annuity_balance(principal, [lending.monthly_rate(rate)] * k, years * 12) == \
+                pytest.approx(balance, abs=0.01), k
     assert balance == pytest.approx(0.0, abs=1e-4)  # the last payment clears the loan
 
 
@@ -225,13 +245,14 @@ def test_payment_rises_with_the_rate(p, r1, r2, n):
     assert p / (12 * n) * (1 - 1e-12) <= pay <= p / (12 * n) + p * hi / 1200 + 1e-6
 
 
-@given(money, rates, terms, st.integers(min_value=0, max_value=600))
-def test_balance_decreases_in_months(p, r, n, k):
-    b0 = lending.annuity_balance(p, r, n, k)
-    b1 = lending.annuity_balance(p, r, n, k + 1)
+@given(money, st.lists(rates, min_size=1, max_size=30), terms, st.integers(min_value=0, max_value=600))
+def test_balance_decreases_in_months_whatever_the_rates(p, path, n, k):
+    monthly = [lending.monthly_rate(path[i % len(path)]) for i in range(k + 1)]
+    b0 = lending.floating_annuity_balance(p, monthly[:k], round(n * 12))
+    b1 = lending.floating_annuity_balance(p, monthly, round(n * 12))
     assert -1e-6 <= b1 <= b0 + 1e-6 and b0 <= p * (1 + 1e-12)
-    if k >= n * 12:
-        assert b0 == 0.0
+    if k >= round(n * 12):
+        assert b0 == pytest.approx(0.0, abs=1e-6 * max(p, 1.0))
 
 
 @settings(max_examples=200)
