@@ -399,6 +399,15 @@ def merge(base: dict, override: dict, origins: dict[str, str], file: str, prefix
     return out
 
 
+def _leaf(tree: dict, key: str):
+    """The value at a dotted key path of a nested dict, or None."""
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
 def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str], list[Path]]:
     """Read a scenario file and the files it extends. Returns (merged dict, key origins, files read)."""
     path = Path(path)
@@ -421,7 +430,17 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dic
         base, origins, base_files = load_raw(base_path, _chain + (resolved,))
         files = base_files + files
         base.pop("name", None)  # a variant names itself (or takes its file name)
-        data = merge(base, data, origins, str(path))
+        own_sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
+        inherited = dict(base.get("sources") or {}) if isinstance(base.get("sources"), dict) else {}
+        own = data
+        data = merge(base, own, origins, str(path))
+        # a value the variant changes without a source of its own no longer has the base file's source (which
+        # was for the base's value): say so, rather than let a report pair the new value with the old source
+        changed = [key for key, value in iter_leaves({k: v for k, v in own.items() if k != "sources"})
+                   if key in inherited and key not in own_sources and _leaf(base, key) != value]
+        if changed and isinstance(data.get("sources"), dict):
+            data["sources"] = {**data["sources"], **{key: f"set in {path.name} without a source (the base file's "
+                                                          "source was for its own value)" for key in changed}}
     else:
         for sub, _ in iter_leaves(data):
             origins[sub] = str(path)

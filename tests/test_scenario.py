@@ -90,6 +90,23 @@ def test_extends_merges_key_by_key(tmp_path, drammen):
     assert [f.name for f in loaded.files][:2] == ["drammen.toml", "variant.toml"]
 
 
+def test_a_value_changed_without_a_source_loses_the_base_files_source(tmp_path, drammen):
+    """A report lists each key assumption with its source: a variant that changes a value without a source of its
+    own must not show the base file's source, written for the base's value. One that keeps the base's value, or
+    gives its own source, keeps a source."""
+    base = copy_drammen(tmp_path)
+    path = write_variant(tmp_path, '[frame]\nearmark_lte_share = 0.5\npriority = "first_come"\n'
+                                   'rounds = [{month = 6, share = 1.0}]\n[programme]\nsell_to_tenants = false\n'
+                                   'advisers = 5\n[sources]\n"programme.advisers" = "assumption: two more advisers"\n',
+                         base=base.name)
+    sources = sc.load(path).scenario.sources
+    for key in ("frame.earmark_lte_share", "frame.rounds", "programme.sell_to_tenants"):
+        assert sources[key] == "set in variant.toml without a source (the base file's source was for its own value)"
+    assert sources["frame.priority"] == drammen.sources["frame.priority"]  # the same value as the base's
+    assert sources["programme.advisers"] == "assumption: two more advisers"
+    assert sources["frame.yearly_nok"] == drammen.sources["frame.yearly_nok"]  # not touched
+
+
 def test_extends_chain_replaces_lists_and_dated_tables_whole(tmp_path, drammen):
     base = copy_drammen(tmp_path)
     write_variant(tmp_path, '[frame]\npriority = "lte_first"\nrounds = [{month = 3, share = 0.5}, {month = 10, share = 0.5}]\n'
