@@ -136,11 +136,24 @@ def _unpaired_draws(ref_a: str, draws_a: list[dict], ref_b: str, draws_b: list[d
     return None
 
 
+def _period(manifest: dict, yearly: pd.DataFrame) -> tuple[str, str]:
+    """What a run covers: its scenario's months (from an lte run's manifest; "" for a sweep point, whose manifest is
+    the sweep's), and the years of its table."""
+    scenario = manifest.get("scenario")
+    period = scenario.get("period") if isinstance(scenario, dict) else None
+    months = f"{period['start']} to {period['end']}" if isinstance(period, dict) and period.get("start") \
+        and period.get("end") else ""
+    years = sorted(set(yearly["year"]))
+    return months, (f"the years {years[0]} to {years[-1]}" if len(years) > 1 else f"the year {years[0]}") \
+        if years else "no year"
+
+
 def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
     """Paired comparison of two finished runs: per year, and the whole period as year 0.
 
-    Refused unless they are paired: the same seed, the same replications, and each replication run with the same
-    behavioural values from the calibration (the same posterior draw, or the estimates on both sides)."""
+    Refused unless they are paired: the same seed, the same replications, the same period, and each replication
+    run with the same behavioural values from the calibration (the same posterior draw, or the estimates on both
+    sides)."""
     from sim.errors import UserError
 
     a, manifest_a = load_yearly(ref_a)
@@ -151,6 +164,10 @@ def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
                         "their replications are not paired; run both with the same --seed")
     if set(a["replication"]) != set(b["replication"]):
         raise UserError(f"{ref_a} and {ref_b} have different replications; run both with the same --replications")
+    (months_a, years_a), (months_b, years_b) = _period(manifest_a, a), _period(manifest_b, b)
+    if years_a != years_b or (months_a and months_b and months_a != months_b):
+        raise UserError(f"{ref_a} covers {months_a or years_a} and {ref_b} {months_b or years_b}: their years and "
+                        "whole-period totals do not match; run both over the same period")
     unpaired = _unpaired_draws(ref_a, manifest_a.get("parameter_draws") or [], ref_b,
                                manifest_b.get("parameter_draws") or [], set(a["replication"]))
     if unpaired:

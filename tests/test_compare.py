@@ -58,10 +58,11 @@ def two_runs(tmp_path_factory):
     small = write_variant(tmp, '[period]\nend = "2012-12"\n[frame]\nyearly_nok = 20_000_000\n', "small.toml")
     big = write_variant(tmp, '[period]\nend = "2012-12"\n[frame]\nyearly_nok = 150_000_000\n', "big.toml")
     own = write_variant(tmp, '[period]\nend = "2012-12"\n[programme]\ndropout_probability = 0.3\n', "own.toml")
+    half = write_variant(tmp, '[period]\nend = "2012-06"\n[frame]\nyearly_nok = 150_000_000\n', "half.toml")
     for f, name, extra in ((small, "small", []), (big, "big", []), (big, "big_seed9", ["--seed", "9"]),
                            (big, "big_nb", ["--csv-dialect", "nb"]), (big, "big_estimates", ["--parameter-draws", "0"]),
                            (small, "small_estimates", ["--parameter-draws", "0"]), (own, "own", []),
-                           (big, "big_2draws", ["--parameter-draws", "2"])):
+                           (big, "big_2draws", ["--parameter-draws", "2"]), (half, "half", [])):
         r = CliRunner().invoke(cli, ["run", str(f), "-n", "3", "--seed", "5", "--out", str(tmp / name), *extra])
         assert r.exit_code == 0, r.output
     return tmp
@@ -93,6 +94,10 @@ def test_compare_refuses_unpaired_runs(two_runs):
     assert r.exit_code == 2 and "not a finished run" in r.output
     r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), f"{two_runs / 'big'}:1"])
     assert r.exit_code == 2 and "is a run, not a sweep" in r.output
+    # the same years, but one run stops in June: its last year and its whole-period totals are not comparable
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "half"), str(two_runs / "big")])
+    assert r.exit_code == 2 and "2010-01 to 2012-06" in r.output and "2010-01 to 2012-12" in r.output, r.output
+    assert "same period" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_compare_refuses_runs_with_different_draws_from_the_posterior(two_runs):
