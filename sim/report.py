@@ -245,7 +245,9 @@ def sweep_charts(yearly: pd.DataFrame, points: pd.DataFrame, levers: list[str]) 
         caption = (f"Mean over replications of the whole period's total against {x}"
                    + (f"; one panel per value of {panel}" if panel else "")
                    + (f"; one line per value of {', '.join(lines)}" if lines else "")
-                   + " (the levers are explained above). The shaded band runs from the 5th to the 95th percentile "
+                   + (" (the levers are explained above)" if levers else
+                      " (each point's sampled values are in the table below)")
+                   + ". The shaded band runs from the 5th to the 95th percentile "
                      "across replications (the model's randomness and, if the sweep samples them, the "
                      "uncertainties).")
         charts[f"sweep_{col}"] = (_png(fig), caption)
@@ -262,8 +264,8 @@ def _table(df: pd.DataFrame, text: bool = False) -> str:
 BUDGET_VIEWS = (
     ("Startlån and the municipality's borrowing from Husbanken (NOK million)", (
         ("startlan_paid_nok", "startlån paid out", True),
+        ("startlan_paid_lte_nok", "of which to leie-til-eie tenants", False),
         ("startlan_loans", "loans (count)", False),
-        ("startlan_paid_lte_nok", "of which leie til eie", False),
         ("frame_granted_nok", "frame granted", False),
         ("frame_unused_nok", "frame unused", False),
         ("repayments_received_nok", "repaid by borrowers", False),
@@ -326,27 +328,51 @@ def render(folder: str | Path) -> Path:
     parts = [_STYLE]
     if is_sweep:
         points = outputs.read_csv(folder / "points.csv")
-        title = f"Policy sweep: {manifest['sweep_name']}"
+        title = f"{'Policy' if manifest.get('levers') else 'Uncertainty'} sweep: {manifest['sweep_name']}"
         parts.append(f"<h1>{html.escape(title)}</h1>")
-        parts.append(f"<p>{len(points)} policy points, each run with the same {manifest['replications']} "
+        levers = [k for k in manifest.get("levers", []) if k in points.columns]
+        uncertainties = [k for k in manifest.get("uncertainties", []) if k in points.columns]
+        what = "policy points" if levers else (f"points, each a sample ({manifest.get('design', '')}) of the "
+                                               "uncertainties below under the base scenario's policy")
+        parts.append(f"<p>{len(points)} {what}, each run with the same {manifest['replications']} "
                      f"replications (seed {manifest['seed']}), so differences between points are paired. "
                      f"Base scenario: <code>{html.escape(manifest['base_file'])}</code>.</p>")
-        levers = [k for k in manifest.get("levers", []) if k in points.columns]
-        lever_rows = [(k, _lever_words(k).rsplit(" [", 1)[0], "; ".join(str(v) for v in dict.fromkeys(points[k])))
-                      for k in levers]
-        base = points[points["baseline"].astype(bool)]
-        base_words = ", ".join(f"{k} = {base[k].iloc[0]}" for k in levers) if len(base) else ""
-        parts.append("<h2>The levers</h2><p>Every combination of the values below is a policy point; the "
-                     f"baseline point is {html.escape(base_words)}. The full list is points.csv.</p>"
-                     + _table(pd.DataFrame(lever_rows, columns=["lever", "meaning", "values"]), text=True))
+        if levers:
+            lever_rows = [(k, _lever_words(k).rsplit(" [", 1)[0], "; ".join(str(v) for v in dict.fromkeys(points[k])))
+                          for k in levers]
+            base = points[points["baseline"].astype(bool)]
+            base_words = ", ".join(f"{k} = {base[k].iloc[0]}" for k in levers) if len(base) else ""
+            parts.append("<h2>The levers</h2><p>Every combination of the values below is a policy point; the "
+                         f"baseline point is {html.escape(base_words)}"
+                         + (", under each sample of the uncertainties" if uncertainties else "")
+                         + ". The full list is points.csv.</p>"
+                         + _table(pd.DataFrame(lever_rows, columns=["lever", "meaning", "values"]), text=True))
+        if uncertainties:
+            rows = [(k, _lever_words(k).rsplit(" [", 1)[0], f"{points[k].min():.4g} to {points[k].max():.4g}")
+                    for k in uncertainties]
+            parts.append("<h2>The uncertainties</h2><p>Sampled values (a level, a factor on a path or a shift in "
+                         "points, as the sweep file says for each; the sweep file gives the ranges). Each "
+                         "sample's values are in points.csv"
+                         + ("" if levers else " and in the table below") + ".</p>"
+                         + _table(pd.DataFrame(rows, columns=["uncertainty", "meaning", "sampled"]), text=True))
         charts = sweep_charts(yearly, points, manifest.get("levers", []))
-        totals = _sweep_differences(outputs.read_csv(folder / "comparison.csv"), points, manifest.get("levers", []))
-        parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
-                     "paired difference from the baseline point with a 90 % interval: if the interval does not "
-                     "contain 0, the difference is not the model's randomness. New owners: households; startlån "
-                     "paid out, frame unused and losses: NOK million; gave up waiting: approved applicants. "
-                     "Totals over the whole period. Each point's yearly budget is in budget.csv (column "
-                     "<code>point</code>).</p>" + _table(totals))
+        totals = _sweep_differences(outputs.read_csv(folder / "comparison.csv"), points, levers,
+                                    sampled=[] if levers else uncertainties)
+        if levers:
+            parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
+                         "paired difference from the baseline point with a 90 % interval: if the interval does not "
+                         "contain 0, the difference is not the model's randomness. New owners: households; startlån "
+                         "paid out, frame unused and losses: NOK million; gave up waiting: approved applicants. "
+                         "Totals over the whole period. Each point's yearly budget is in budget.csv (column "
+                         "<code>point</code>).</p>" + _table(totals))
+        else:
+            parts.append("<h2>Each sample, whole period</h2><p>Mean over replications at each sample of the "
+                         "uncertainties (no policy is compared: every point is the base scenario's policy). New "
+                         "owners: households; startlån paid out, frame unused and losses: NOK million; gave up "
+                         "waiting: approved applicants. Each point's yearly budget is in budget.csv (column "
+                         "<code>point</code>).</p>"
+                         + _table(totals.drop(columns=[c for c in totals.columns
+                                                       if c == "baseline" or c.endswith("difference [90 %]")])))
     else:
         s = manifest["scenario"]
         budget = outputs.read_csv(folder / "budget.csv")
@@ -396,10 +422,13 @@ def render(folder: str | Path) -> Path:
     return folder / "report.html"
 
 
-def _sweep_differences(comparison: pd.DataFrame, points: pd.DataFrame, levers: list[str]) -> pd.DataFrame:
-    """Per point: the lever values, and each outcome's mean and its paired difference from the baseline point over
-    the whole period, as the sweep's comparison.csv gives them (its ``year`` 0 rows)."""
+def _sweep_differences(comparison: pd.DataFrame, points: pd.DataFrame, levers: list[str],
+                       sampled: list[str] = ()) -> pd.DataFrame:
+    """Per point: the lever values (and the ``sampled`` uncertainties' values, to four digits), and each outcome's
+    mean and its paired difference from the baseline point over the whole period, as the sweep's comparison.csv
+    gives them (its ``year`` 0 rows)."""
     levers = [c for c in levers if c in points.columns]
+    sampled = [c for c in sampled if c in points.columns]
     whole = comparison[comparison["year"] == 0].set_index(["point", "outcome"])
     rows = []
     outcomes = [c for c, *_ in SWEEP_OUTCOMES]
@@ -410,6 +439,7 @@ def _sweep_differences(comparison: pd.DataFrame, points: pd.DataFrame, levers: l
         d = whole.loc[row.point].loc[outcomes].reset_index()
         rec = {"point": row.point}
         rec.update({k.split(".")[-1]: rec_in[k] for k in levers})
+        rec.update({k.split(".")[-1]: f"{rec_in[k]:.4g}" for k in sampled})
         rec["baseline"] = "baseline" if row.baseline else ""
         for r in d.itertuples():
             scale, unit = (MILL, " (NOK mill.)") if r.outcome.endswith("_nok") else (1.0, "")

@@ -32,6 +32,9 @@ def test_run_report(tmp_path):
     for words in ("Key assumptions", "Yearly startlån frame", "Budget", "How sure", "portfolio_end_nok",
                   "outstanding at year end: 90 % band", "25 %: 90 % band"):
         assert words in page, words
+    # the NOK paid to leie-til-eie tenants follows the NOK paid out, not the count of loans
+    assert page.index("startlån paid out: 90 % band") < page.index("of which to leie-til-eie tenants") \
+        < page.index("loans (count)")
     # the fitted patience was drawn from the posterior for each replication: the report shows the draws' range
     draws = json.loads((out / "manifest.json").read_text())["parameter_draws"]
     assert len(draws) == 3 and "3 draws from the calibration posterior" in page
@@ -64,6 +67,33 @@ replications = 2
     (out / "comparison.csv").unlink()
     r = CliRunner().invoke(cli, ["report", str(out)])
     assert r.exit_code == 2 and "comparison.csv is missing" in r.output and str(out) in r.output
+
+
+def test_an_uncertainty_sweep_report_says_what_each_point_is(tmp_path):
+    """A sweep without levers compares no policy: its points are samples of the uncertainties, and the report
+    must show each sample's values (not an empty list of levers and a blank baseline)."""
+    sweep = tmp_path / "u.toml"
+    sweep.write_text(f'''
+base = "{DRAMMEN.as_posix()}"
+replications = 1
+[overrides]
+"period.end" = "2011-12"
+[uncertainties]
+"market.price_index" = {{ scale = [0.8, 1.25] }}
+[design]
+kind = "lhs"
+samples = 2
+''')
+    out = tmp_path / "sweep"
+    assert CliRunner().invoke(cli, ["sweep", str(sweep), "--workers", "1", "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Uncertainty sweep" in page and "The uncertainties" in page and "The levers" not in page
+    assert "baseline point is" not in page and "Each sample, whole period" in page
+    import pandas as pd
+
+    for value in pd.read_csv(out / "points.csv")["market.price_index"]:  # each sample's factor, in the table
+        assert f"<td>{value:.4g}</td>" in page
 
 
 @pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
