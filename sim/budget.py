@@ -33,6 +33,8 @@ COLUMNS = (
     ("frame_used_nok", "frame committed to approved loans in the year (net of commitments returned)"),
     ("frame_unused_nok", "frame left unused at year end and lost (the last year's too when the run ends in "
                          "December, so that over a run without carry-over granted = used + unused)"),
+    ("frame_lapsed_nok", "frame used in an earlier year that never became a loan: a commitment whose purchase "
+                         "failed after its year closed (no carry-over), counted in the year it failed"),
     ("husbanken_borrowing_nok", "new borrowing from Husbanken to lend on (= startlån paid out; money in)"),
     ("repayments_received_nok", "instalments and recovered balances received from borrowers (money in)"),
     ("interest_received_nok", "interest received from borrowers at Husbanken's rate + margin (money in)"),
@@ -166,6 +168,7 @@ def budget_by_replication(yearly: pd.DataFrame, loans: pd.DataFrame, scenario: S
     prev_exp = y["frame_expired_nok"].groupby(y["replication"]).shift(1, fill_value=0.0)
     b["frame_used_nok"] = y["frame_granted_nok"] + prev_rem - prev_exp - rem
     b["frame_unused_nok"] = y["frame_expired_nok"]
+    b["frame_lapsed_nok"] = y["frame_lapsed_nok"]
     b["husbanken_borrowing_nok"] = y["startlan_nok"]
     if p is not None:
         b = b.merge(p, on=keys, how="left").fillna(0.0)

@@ -67,6 +67,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "frame_granted_nok": ("NOK", "frame arriving from Husbanken (after any cut of an uncertain round)"),
     "frame_expired_nok": ("NOK", "frame left unused at year end and lost (no carry-over), counted in December; the "
                           "last year's too when the run ends in December"),
+    "frame_lapsed_nok": ("NOK", "frame committed in a year now closed to a loan whose purchase then failed (no home "
+                         "found), counted when it failed: used in its year, never lent, and not returned (no "
+                         "carry-over)"),
     "units_sold": ("dwellings", "municipal dwellings sold to their tenants"),
     "units_sold_value_nok": ("NOK", "sale price of municipal dwellings sold to tenants"),
     "units_bought": ("dwellings", "replacement dwellings bought by the municipality"),

@@ -131,13 +131,15 @@ class Frame:
         self.level[GENERAL] += amount_nok - earmark
         self._serve()
 
-    def refund(self, app: Application) -> None:
+    def refund(self, app: Application) -> bool:
         """A granted loan was not used (no home found): the commitment returns to its pot if its year is still open,
         or, with carry-over, whatever year it is (a closed year's frame has carried over, so its money is still
-        the municipality's to lend)."""
+        the municipality's to lend). Returns False if it lapsed with its year instead."""
         if app.year == self.year or self.carry_over:
             self.level[app.pot] += app.amount_nok
             self._serve()
+            return True
+        return False
 
     def close_year(self, new_year: int) -> float:
         """Year end: without carry-over, what is left expires. Returns the NOK that expired."""

@@ -46,7 +46,7 @@ FLOWS = (
     "startlan_loans", "startlan_nok", "startlan_loans_lte", "startlan_nok_lte",
     "startlan_loans_other", "startlan_nok_other", "bank_loan_nok",
     "tilskudd_grants", "tilskudd_nok",
-    "frame_granted_nok", "frame_expired_nok",
+    "frame_granted_nok", "frame_expired_nok", "frame_lapsed_nok",
     "units_sold", "units_sold_value_nok", "units_bought", "units_bought_cost_nok",
     "other_applicants", "other_refused",
     "defaults", "loss_nok", "loss_municipality_nok", "loss_state_nok", "rent_income_nok",
@@ -861,8 +861,8 @@ class Model:
                 (u_s - prog.search_success_probability) / (1.0 - prog.search_success_probability)
             yield self.wait(-prog.search_months_mean * math.log1p(-min(x, 1 - 1e-12)))
             if not found:
-                if app is not None:
-                    self.frame.refund(app)
+                if app is not None and not self.frame.refund(app):  # its year closed: the commitment lapsed
+                    self.flows_now.frame_lapsed_nok += app.amount_nok
                 if self.frame.year == grant_year:
                     self.tilskudd_left += fin.grant_nok
                 self.flows_now.search_failed += 1.0

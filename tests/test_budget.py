@@ -68,8 +68,8 @@ def test_rent_change_compares_month_for_month_when_a_run_starts_and_ends_mid_yea
         rent = [6 * 100_000 * 1.0, 12 * roll_2011 * 1.1, 6 * roll_2012 * 1.2]
         yearly = pd.DataFrame({"replication": 0, "year": [2010, 2011, 2012], "rent_income_nok": rent})
         for c in ("startlan_nok", "startlan_loans", "startlan_nok_lte", "startlan_nok_other", "frame_granted_nok",
-                  "frame_remaining_nok", "frame_expired_nok", "tilskudd_nok", "units_sold", "units_sold_value_nok",
-                  "units_bought", "units_bought_cost_nok"):
+                  "frame_remaining_nok", "frame_expired_nok", "frame_lapsed_nok", "tilskudd_nok", "units_sold",
+                  "units_sold_value_nok", "units_bought", "units_bought_cost_nok"):
             yearly[c] = 0.0
         loans = pd.DataFrame(columns=["replication", *_loan().columns[1:]])
         b = budget.budget_by_replication(yearly, loans, s)

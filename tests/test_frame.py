@@ -85,10 +85,10 @@ def test_refund_returns_money_in_the_same_year_only_and_serves_the_line():
     f.add(300_000)
     a = f.request(300_000, lte=True, children=False)
     waiting = f.request(250_000, lte=True, children=False)
-    f.refund(a)  # no home found: the commitment returns and goes to the next in line
+    assert f.refund(a) is True  # no home found: the commitment returns and goes to the next in line
     assert granted(waiting) and f.level[GENERAL] == 50_000
     f.close_year(2021)
-    f.refund(waiting)  # granted last year: nothing comes back
+    assert f.refund(waiting) is False  # granted last year: nothing comes back (the model counts it as lapsed)
     assert f.level[GENERAL] == 0
 
 

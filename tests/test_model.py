@@ -360,3 +360,25 @@ def test_a_loan_repaid_before_its_default_time_shows_no_default(short):
     assert (loans.loc[defaulted, "default_t"] < loans.loc[defaulted, "t"] + 60).all()
     assert defaulted.sum() == rep.monthly["defaults"].sum() > 20
     assert (loans.loc[~defaulted, "loss_nok"] == 0).all() and loans.loc[~defaulted, "settled_t"].isna().all()
+
+
+def test_a_commitment_whose_purchase_fails_after_its_year_closed_lapses_and_is_counted(short):
+    """Without carry-over, a frame commitment granted in one year whose search fails in a later one does not
+    return (its year's frame is gone): it is counted as lapsed, commitment for commitment; with carry-over it
+    returns and nothing lapses."""
+    s = sc.with_overrides(short, {"period.end": "2016-12"})
+    lapsed, expected = 0.0, 0.0
+    for r in range(2):
+        rep = run_replication(s, 4, r, record_events=True)
+        lapsed += rep.monthly["frame_lapsed_nok"].sum()
+        approved = {}
+        for e in rep.events.itertuples():
+            if e.event == "frame_approved":
+                approved[e.household_id] = (int(e.t // 12), e.startlan_nok)  # short starts in January
+            elif e.event == "search_failed" and e.household_id in approved:
+                year, amount = approved.pop(e.household_id)
+                if int(e.t // 12) > year:
+                    expected += amount
+    assert expected > 1e6 and lapsed == pytest.approx(expected, rel=1e-12)
+    carried = run_replication(sc.with_overrides(s, {"frame.carry_over": True}), 4, 0)
+    assert carried.monthly["frame_lapsed_nok"].sum() == 0
