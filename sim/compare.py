@@ -15,7 +15,7 @@ from scipy import special
 OUTCOMES = (
     "new_owners", "new_owners_municipal", "new_owners_private", "startlan_loans", "startlan_nok",
     "startlan_nok_lte", "startlan_nok_other", "frame_wait_months_mean", "frame_gave_up", "waiting_for_frame",
-    "frame_expired_nok", "tilskudd_nok", "units_sold", "units_bought", "loss_nok", "loss_municipality_nok",
+    "frame_expired_nok", "frame_lapsed_nok", "tilskudd_nok", "units_sold", "units_bought", "loss_nok", "loss_municipality_nok",
 )
 
 
