@@ -111,19 +111,21 @@ def run_charts(yearly: pd.DataFrame, budget: pd.DataFrame) -> dict[str, tuple[by
 
     fig, ax = plt.subplots(figsize=(8, 3.8))
     b = budget.set_index("year")
-    width = 0.27
+    width = 0.21
     x = b.index.to_numpy()
-    for shift, col, label in ((-width, "frame_granted_nok", "granted by Husbanken"),
-                              (0.0, "frame_used_nok", "used for approved loans"),
-                              (width, "frame_unused_nok", "left unused at year end")):
+    for shift, col, label in ((-1.5 * width, "frame_granted_nok", "granted by Husbanken"),
+                              (-0.5 * width, "frame_used_nok", "used for approved loans"),
+                              (0.5 * width, "frame_unused_nok", "left unused at year end"),
+                              (1.5 * width, "frame_lapsed_nok", "lapsed: used in an earlier year, purchase failed")):
         mean, lo, hi = (b[f"{col}_{k}"].to_numpy() / MILL for k in ("mean", "p5", "p95"))
         ax.bar(x + shift, mean, width, label=label, yerr=[mean - lo, hi - mean], capsize=1.5,
                error_kw={"elinewidth": 0.7, "ecolor": "#444"})
-    _style(ax, "The startlån frame: granted, used and unused", "NOK million per year")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
+    _style(ax, "The startlån frame: granted, used, unused and lapsed", "NOK million per year")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     charts["frame"] = (_png(fig), "Bars are means across replications; the thin lines on them run from the 5th to "
                                   "the 95th percentile. Unused frame is lost at year end unless the scenario "
-                                  "carries it over.")
+                                  "carries it over; so is a commitment whose purchase fails after its year has "
+                                  "closed (lapsed, counted in the year it fails).")
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     _band(ax1, yearly, "frame_wait_months_mean", "mean wait")
@@ -268,6 +270,7 @@ BUDGET_VIEWS = (
         ("startlan_loans", "loans (count)", False),
         ("frame_granted_nok", "frame granted", False),
         ("frame_unused_nok", "frame unused", False),
+        ("frame_lapsed_nok", "frame lapsed", False),
         ("repayments_received_nok", "repaid by borrowers", False),
         ("interest_received_nok", "interest received", False),
         ("interest_paid_husbanken_nok", "interest paid to Husbanken", False),
