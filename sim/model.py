@@ -508,7 +508,9 @@ class Model:
         """At each month boundary: record last month's levels, queue the calls and waits due in the new month
         (see :meth:`_after`), close the year, deliver frame rounds."""
         p, f = self.p, self.s.frame
-        cuts = self.rng["frame_rounds"].random((p.n // 12 + 2, len(f.rounds)))
+        # one uniform per year and calendar month, whatever the rounds: a round's cut depends on its month alone,
+        # so two frame designs compared share the luck of every month they both have a round in
+        cuts = self.rng["frame_rounds"].random((p.n // 12 + 2, 12))
         for m in range(p.n):
             self.this_month = m
             self.flows_now = self._months[m]
@@ -532,9 +534,9 @@ class Model:
                 else:
                     self.frame.year = ym.year
                 self.tilskudd_left = p.tilskudd_budget[m]
-            for r_i, rnd in enumerate(f.rounds):
+            for rnd in f.rounds:
                 if rnd.month == ym.month:
-                    cut = cuts[year_no, r_i] * rnd.cut_max_share
+                    cut = cuts[year_no, rnd.month - 1] * rnd.cut_max_share
                     amount = p.frame_yearly[m] * rnd.share * (1.0 - cut)
                     self.flows_now.frame_granted_nok += amount
                     self.frame.add(amount)

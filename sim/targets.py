@@ -3,11 +3,16 @@
 A targets file is a CSV with the columns ``date, quantity, value, lower, upper, scope, source``. ``value`` is
 the observed figure; ``lower`` and/or ``upper`` may bound it instead (one-sided: "more than NOK 65 million").
 ``quantity`` is one of :data:`QUANTITIES`; a row whose quantity is ``programme_start`` is information only.
-Cumulative quantities count from the programme start to the end of the month of ``date``.
+Cumulative quantities count from the programme start to ``date``: the months before it, and the share of its
+month up to its day (a figure dated 3 September counts 3/30 of September's flow; one dated on a month's last
+day, or given as ``YYYY-MM``, the whole month). Levels are taken at the date in the same way, between the
+month ends on either side of it.
 """
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +38,8 @@ QUANTITIES: dict[str, tuple[str, str, str]] = {
     "share_introduction_programme_private_buyers": ("share:new_owners_private_introduction/new_owners_private", "share", "share of private buyers in the introduction programme"),
     "share_introduction_participants_municipal_buyers": ("share:new_owners_municipal_introduction_ever/new_owners_municipal", "share", "share of municipal-dwelling buyers who came through the introduction programme (in it, or earlier)"),
     "share_introduction_participants_private_buyers": ("share:new_owners_private_introduction_ever/new_owners_private", "share", "share of private buyers who came through the introduction programme (in it, or earlier)"),
-    "municipal_rental_dwellings": ("level:municipal_units", "level", "municipal rental dwellings at the end of the month"),
-    "startlan_default_rate": ("ratio:loans_in_default/active_loans", "rate", "share of startlån in default at the end of the month"),
+    "municipal_rental_dwellings": ("level:municipal_units", "level", "municipal rental dwellings at the date"),
+    "startlan_default_rate": ("ratio:loans_in_default/active_loans", "rate", "share of startlån in default at the date"),
 }
 INFORMATION_ONLY = ("programme_start",)
 
@@ -91,6 +96,15 @@ class Target:
     def label(self) -> str:
         return f"{self.quantity} {self.month}"
 
+    @property
+    def fraction(self) -> float:
+        """How much of the target's month lies up to its date: 1.0 on the month's last day or for a date given as
+        ``YYYY-MM``, 0.1 for 3 September."""
+        if len(self.date) < 10:
+            return 1.0
+        day = datetime.date.fromisoformat(self.date[:10])
+        return day.day / calendar.monthrange(day.year, day.month)[1]
+
 
 def load_targets(path: str | Path, scenario: Scenario, until: str | None = None) -> list[Target]:
     """Read and check a targets file against a scenario's period; ``until`` keeps targets up to that date."""
@@ -125,6 +139,8 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
             continue
         try:
             month = YearMonth.parse(rec["date"].strip()[:7])
+            if len(rec["date"].strip()) > 7:
+                datetime.date.fromisoformat(rec["date"].strip()[:10])
         except ValueError:
             problems.append((f"{key}.date", f"{rec['date']!r} is not an ISO date (YYYY-MM-DD)"))
             continue
@@ -162,19 +178,27 @@ def simulate_quantity(monthly: pd.DataFrame, scenario: Scenario, target: Target)
     m = months_between(start, YearMonth.parse(target.month))
     p0 = months_between(start, YearMonth.parse(scenario.period.programme_start))
     cols = {c: monthly[c].to_numpy() for c in expr.replace("+", "/").split("/")}
+    f = target.fraction
+
+    def cum(c: str) -> float:  # from the programme start to the target's day
+        return float(cols[c][p0:m].sum() + f * cols[c][m]) if m >= p0 else 0.0
+
+    def level(c: str) -> float:  # at the target's day, between the month ends before and after it
+        return float((1.0 - f) * cols[c][m - 1] + f * cols[c][m]) if m > 0 and f < 1.0 else float(cols[c][m])
+
     if op == "cum":
-        return float(sum(cols[c][p0:m + 1].sum() for c in expr.split("+")))
+        return sum(cum(c) for c in expr.split("+"))
     if op == "year":
         y0 = months_between(start, YearMonth(int(target.month[:4]), 1))
         return float(cols[expr][max(y0, 0):max(y0, 0) + 12].sum())
     if op == "level":
-        return float(cols[expr][m])
+        return level(expr)
     num, den = expr.split("/")
     if op == "share":
-        d = cols[den][p0:m + 1].sum()
-        return float(cols[num][p0:m + 1].sum() / d) if d > 0 else float("nan")
-    d = cols[den][m]
-    return float(cols[num][m] / d) if d > 0 else 0.0
+        d = cum(den)
+        return cum(num) / d if d > 0 else float("nan")
+    d = level(den)
+    return level(num) / d if d > 0 else 0.0
 
 
 def simulate_all(monthly: pd.DataFrame, scenario: Scenario, targets: list[Target]) -> np.ndarray:

@@ -123,6 +123,7 @@ def test_fit_is_applied_and_posterior_drawn(small, tmp_path):
     ("2013-01-01,cumulative_owners,many,,,x,y", "not a number"),
     ("2013-01-01,cumulative_owners,,,,x,y", "needs a value"),
     ("13/01/2013,cumulative_owners,5,,,x,y", "not an ISO date"),
+    ("2013-02-30,cumulative_owners,5,,,x,y", "not an ISO date"),
 ])
 def test_targets_errors(tmp_path, drammen, row, rule):
     f = tmp_path / "t.csv"
@@ -130,6 +131,26 @@ def test_targets_errors(tmp_path, drammen, row, rule):
     with pytest.raises(ScenarioError) as info:
         tg.load_targets(f, drammen)
     assert str(f) in str(info.value) and "row 2" in str(info.value) and rule in str(info.value)
+
+
+def test_a_target_is_computed_at_its_day(drammen):
+    """Drammen starts 2010-01 and its programme 2011-06 (month 17). With 2 owners and a stock growing by 10 every
+    month: a count dated 3 September 2013 (month 44) is the 27 months 2011-06 to 2013-08 and 3/30 of September:
+    2 * 27 + 0.1 * 2 = 54.2; dated on 30 September or given as 2013-09, the whole month: 56. A stock dated
+    29 January 2016 (month 72) lies 29/31 of the way from December's 1,710 to January's 1,720."""
+    n = drammen.period.n_months
+    monthly = pd.DataFrame({"new_owners_municipal": np.full(n, 1.5), "new_owners_private": np.full(n, 0.5),
+                            "municipal_units": 1000.0 + 10.0 * np.arange(n)})
+
+    def at(date, quantity):
+        return tg.simulate_quantity(monthly, drammen, tg.Target(0, date, date[:7], quantity, 0.0, None, None, "", ""))
+
+    assert at("2013-09-03", "cumulative_owners") == pytest.approx(54.2)
+    assert at("2013-09-30", "cumulative_owners") == at("2013-09", "cumulative_owners") == pytest.approx(56.0)
+    assert at("2013-09-03", "cumulative_owners_bought_private") == pytest.approx(0.5 * 27.1)
+    assert at("2016-01-29", "municipal_rental_dwellings") == pytest.approx(1710 + 10 * 29 / 31)
+    assert at("2016-01-31", "municipal_rental_dwellings") == 1720.0
+    assert at("2011-03-15", "cumulative_owners") == 0.0  # before the programme start
 
 
 def test_calibration_parameters_must_be_behavioural(tmp_path):

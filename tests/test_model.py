@@ -382,3 +382,18 @@ def test_a_commitment_whose_purchase_fails_after_its_year_closed_lapses_and_is_c
     assert expected > 1e6 and lapsed == pytest.approx(expected, rel=1e-12)
     carried = run_replication(sc.with_overrides(s, {"frame.carry_over": True}), 4, 0)
     assert carried.monthly["frame_lapsed_nok"].sum() == 0
+
+
+def test_a_rounds_cut_depends_on_its_month_not_on_the_rounds_before_it(short):
+    """Common random numbers across frame designs: an uncertain September round is cut by the same share whether
+    or not a sure round comes before it in the year (the cut is drawn per year and calendar month)."""
+    def september(rounds):
+        s = sc.with_overrides(short, {"frame.yearly_nok": 100_000_000, "frame.rounds": rounds})
+        m = run_replication(s, 6, 0).monthly
+        return m.loc[m["month"].str.endswith("-09"), "frame_granted_nok"].to_numpy()
+
+    alone = september([{"month": 9, "share": 1.0, "cut_max_share": 0.8}])
+    after = september([{"month": 3, "share": 0.5}, {"month": 9, "share": 0.5, "cut_max_share": 0.8}])
+    assert len(alone) >= 2 and (alone < 100_000_000).all()  # cut, by different shares in different years
+    assert alone[0] != alone[1]
+    assert after == pytest.approx(alone / 2, rel=1e-12)  # half the round, the same cut
