@@ -72,9 +72,16 @@ class Section(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans_as_numbers(cls, value: Any, info) -> Any:
-        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
-            raise ValueError(f"expected a number, got {str(value).lower()}")
+    def _numbers_and_yes_no_as_written(cls, value: Any, info) -> Any:
+        """A number must be written as a number and a yes/no as true or false: pydantic would otherwise take
+        ``"0.4"`` as 0.4, ``"yes"`` as true and true as 1, so a mistyped value would pass unnoticed."""
+        annotation = cls.model_fields[info.field_name].annotation
+        if annotation in (int, float) and isinstance(value, (bool, str)):
+            shown = str(value).lower() if isinstance(value, bool) else f"the text {value!r}"
+            raise ValueError(f"expected a number, got {shown}" + (" (write it without quotes)"
+                                                                   if isinstance(value, str) else ""))
+        if annotation is bool and not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
         return value
 
 

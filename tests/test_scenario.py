@@ -194,7 +194,13 @@ def _error(tmp_path, body):
     ("[market]\nhusbanken_rate_pct = {2012 = 2.0}\n", "market.husbanken_rate_pct", "period start"),
     ('[period]\nstart = "2012-13"\n', "period.start", "month must be 01 to 12"),
     ('[frame]\nyearly_nok = {"2010-13" = 5}\n', "frame.yearly_nok", "month must be 01 to 12"),
-    ('[stock]\ninitial_units = "many"\n', "stock.initial_units", "integer"),
+    ('[stock]\ninitial_units = "many"\n', "stock.initial_units", "expected a number"),
+    # a number or a yes/no written as text is refused, not read as 0.4 or true
+    ('[stock]\nfamily_share = "0.4"\n', "stock.family_share", "expected a number, got the text '0.4'"),
+    ('[programme]\nadvisers = "3"\n', "programme.advisers", "write it without quotes"),
+    ('[frame]\ncarry_over = "yes"\n', "frame.carry_over", "expected true or false, got 'yes'"),
+    ("[frame]\ncarry_over = 1\n", "frame.carry_over", "expected true or false, got 1"),
+    ("[stock]\ninitial_units = true\n", "stock.initial_units", "expected a number, got true"),
     ('[frame]\npriority = "biggest_first"\n', "frame.priority", "first_come"),
     ('name = "two words"\n', "name", "pattern"),
 ])
