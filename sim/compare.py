@@ -15,7 +15,8 @@ from scipy import special
 OUTCOMES = (
     "new_owners", "new_owners_municipal", "new_owners_private", "startlan_loans", "startlan_nok",
     "startlan_nok_lte", "startlan_nok_other", "frame_wait_months_mean", "frame_gave_up", "waiting_for_frame",
-    "frame_expired_nok", "frame_lapsed_nok", "tilskudd_nok", "units_sold", "units_bought", "loss_nok", "loss_municipality_nok",
+    "frame_expired_nok", "frame_lapsed_nok", "tilskudd_nok", "units_sold", "units_bought", "loss_nok",
+    "loss_municipality_nok",
 )
 
 
@@ -144,8 +145,9 @@ def _period(manifest: dict, yearly: pd.DataFrame) -> tuple[str, str]:
     months = f"{period['start']} to {period['end']}" if isinstance(period, dict) and period.get("start") \
         and period.get("end") else ""
     years = sorted(set(yearly["year"]))
-    return months, (f"the years {years[0]} to {years[-1]}" if len(years) > 1 else f"the year {years[0]}") \
-        if years else "no year"
+    if not years:
+        return months, "no year"
+    return months, f"the years {years[0]} to {years[-1]}" if len(years) > 1 else f"the year {years[0]}"
 
 
 def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
