@@ -61,7 +61,8 @@ def _rates(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     start = YearMonth.parse(scenario.period.start)
     n = scenario.period.n_months
     husbanken_pct = resolve_monthly(parse_dated(scenario.market.husbanken_rate_pct), start, n)
-    return lending.monthly_rate(husbanken_pct), lending.monthly_rate(husbanken_pct, scenario.startlan.municipal_margin_points)
+    margin = scenario.startlan.municipal_margin_points
+    return lending.monthly_rate(husbanken_pct), lending.monthly_rate(husbanken_pct, margin)
 
 
 def portfolio(loans: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
@@ -206,7 +207,8 @@ def budget_by_replication(yearly: pd.DataFrame, loans: pd.DataFrame, scenario: S
                       index=pd.period_range(start=scenario.period.start, periods=n, freq="M").year)
     index_sum = b["year"].map(index.groupby(level=0).sum())
     first = b.groupby("replication")["rent_income_nok"].transform("first")
-    b["rent_income_change_nok"] = b["rent_income_nok"] - first * index_sum / index_sum.groupby(b["replication"]).transform("first")
+    first_index_sum = index_sum.groupby(b["replication"]).transform("first")
+    b["rent_income_change_nok"] = b["rent_income_nok"] - first * index_sum / first_index_sum
     return b[keys + [c for c, _ in COLUMNS]]
 
 
