@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -136,7 +137,8 @@ def abc_smc(problem: Problem, particles: int, generations: int, seed: int, execu
     """Run (or resume) ABC-SMC; returns every generation's population."""
     d = len(problem.keys)
     cap = max_evals_per_generation or 4 * particles
-    history: list[Population] = _load_checkpoint(checkpoint) if checkpoint else []
+    # a saved fit with more generations than asked for is cut: its first generations are what this many would be
+    history: list[Population] = (_load_checkpoint(checkpoint) if checkpoint else [])[:generations]
     total = generations * particles
     if progress:
         progress(len(history) * particles, total)
@@ -417,14 +419,34 @@ def owners_plot(monthly: list, all_targets, fit_targets, scenario) -> bytes:
     return buf.getvalue()
 
 
+def generations_table(history: list[Population]) -> list[dict]:
+    """Per generation: the tolerance planned (the median distance of the generation before), the tolerance used,
+    the proposals simulated, whether the budget of proposals ran out first (then the closest particles were kept
+    and the tolerance used is their largest distance), and the effective sample size of the weights."""
+    rows = []
+    for g, pop in enumerate(history):
+        planned = _weighted_quantile(history[g - 1].distances, history[g - 1].weights, 0.5) if g else math.inf
+        rows.append({"generation": g, "planned": planned, "used": pop.epsilon, "proposals": pop.evaluations,
+                     "closest_kept": bool(g and pop.epsilon > planned),
+                     "ess": float(pop.weights.sum() ** 2 / (pop.weights ** 2).sum())})
+    return rows
+
+
 def report_md(problem: Problem, history: list[Population], table, meta: dict, command: list[str]) -> str:
     est = estimates(problem, history[-1])
     lines = ["# Calibration report", "", f"Command: `{' '.join(command)}`" if command else "", "",
              f"ABC-SMC: {meta['particles']} particles, {len(history)} generations, {meta['evaluations']} "
              f"model evaluations of {meta['replications']} replications each, fitted in {meta['wall_seconds']:.1f} s "
-             "of wall time (the posterior check below not included). "
-             f"Tolerance by generation: {', '.join(str(x) for x in meta['tolerance'])}.", "",
-             "## Parameters", "", "| parameter | prior | estimate (median) | 90 % interval |", "|---|---|---|---|"]
+             "of wall time (the posterior check below not included).", "",
+             "## Generations", "", "The tolerance planned is the median distance of the generation before. A "
+             "generation whose proposals ran out (at 4 × particles) before enough came within it keeps the closest "
+             "particles instead, and its tolerance is the largest distance kept: it did not tighten the fit.", "",
+             "| generation | tolerance planned | tolerance used | proposals | closest kept | effective sample size |",
+             "|---|---|---|---|---|---|"]
+    for r in generations_table(history):
+        lines.append(f"| {r['generation']} | {r['planned']:.4g} | {r['used']:.4g} | {r['proposals']} | "
+                     f"{'yes' if r['closest_kept'] else ''} | {r['ess']:.0f} |")
+    lines += ["", "## Parameters", "", "| parameter | prior | estimate (median) | 90 % interval |", "|---|---|---|---|"]
     for k, e in est.items():
         lines.append(f"| `{k}` | [{e['prior'][0]:g}, {e['prior'][1]:g}] | {e['median']:.4g} | "
                      f"[{e['p5']:.4g}, {e['p95']:.4g}] |")

@@ -87,6 +87,12 @@ def test_same_command_same_fit_and_resume(small, tmp_path):
     # resume: a third generation continues from the two saved ones
     res = cal.calibrate(str(scen), str(targets), str(tmp_path / "a" / "fit.toml"), **{**kw, "generations": 3})
     assert res["resumed_generations"] == 2
+    report = (tmp_path / "a" / "fit.report.md").read_text()
+    assert "| generation | tolerance planned | tolerance used |" in report and "\n| 2 | " in report
+    # asking for fewer generations than are saved gives the fit of that many, not the longer one relabelled
+    cal.calibrate(str(scen), str(targets), str(tmp_path / "a" / "fit.toml"), **kw)
+    assert (tmp_path / "a" / "fit.toml").read_text() == (tmp_path / "b" / "fit.toml").read_text()
+    assert "\n| 2 | " not in (tmp_path / "a" / "fit.report.md").read_text()
 
 
 
