@@ -180,6 +180,9 @@ def compare(run_a: str, run_b: str, out: str | None, overwrite: bool, csv_dialec
         outputs.write_table_file(out, table, csv_dialect, overwrite=overwrite)
     total = table[table["year"] == 0]
     click.echo(f"A = {run_a}, B = {run_b}; over the whole period, per replication (90 % interval of A - B):")
+    if table.attrs.get("draws_averaged"):
+        click.echo(f"  (the replications ran with {table.attrs['draws_averaged']} parameter draws in turn: those "
+                   "sharing a draw are averaged first, and the interval is over the draws)")
     if (total["replications"] < 2).any():
         click.echo("  (one replication each: A - B has no interval, which needs at least 2 replications)")
     for row in total.itertuples():

@@ -170,10 +170,26 @@ def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
     if years_a != years_b or (months_a and months_b and months_a != months_b):
         raise UserError(f"{ref_a} covers {months_a or years_a} and {ref_b} {months_b or years_b}: their years and "
                         "whole-period totals do not match; run both over the same period")
-    unpaired = _unpaired_draws(ref_a, manifest_a.get("parameter_draws") or [], ref_b,
-                               manifest_b.get("parameter_draws") or [], set(a["replication"]))
+    draws_a, draws_b = manifest_a.get("parameter_draws") or [], manifest_b.get("parameter_draws") or []
+    unpaired = _unpaired_draws(ref_a, draws_a, ref_b, draws_b, set(a["replication"]))
     if unpaired:
         raise UserError(unpaired)
+    n_draws = len(draws_a or draws_b)
+    averaged = 0 < n_draws < a["replication"].nunique()
+    if averaged:
+        # replication r ran with draw r mod N: those sharing a draw are not independent of each other, so each
+        # draw's replications are averaged first and the interval is over the N draws
+        a, b = _by_draw(a, n_draws), _by_draw(b, n_draws)
     per_year = paired_difference(a, b)
     total = paired_difference(period_totals(a), period_totals(b))
-    return pd.concat([total, per_year], ignore_index=True)
+    table = pd.concat([total, per_year], ignore_index=True)
+    table.attrs["draws_averaged"] = n_draws if averaged else 0  # for the command line's note
+    return table
+
+
+def _by_draw(yearly: pd.DataFrame, n_draws: int) -> pd.DataFrame:
+    """A yearly table with the replications that ran with the same posterior draw (r mod ``n_draws``) averaged:
+    one row per draw and year, the draw in place of the replication."""
+    numeric = yearly.select_dtypes("number").drop(columns=["replication", "year"])
+    keyed = numeric.assign(replication=yearly["replication"] % n_draws, year=yearly["year"])
+    return keyed.groupby(["replication", "year"], as_index=False).mean()

@@ -62,7 +62,8 @@ def two_runs(tmp_path_factory):
     for f, name, extra in ((small, "small", []), (big, "big", []), (big, "big_seed9", ["--seed", "9"]),
                            (big, "big_nb", ["--csv-dialect", "nb"]), (big, "big_estimates", ["--parameter-draws", "0"]),
                            (small, "small_estimates", ["--parameter-draws", "0"]), (own, "own", []),
-                           (big, "big_2draws", ["--parameter-draws", "2"]), (half, "half", [])):
+                           (big, "big_2draws", ["--parameter-draws", "2"]), (half, "half", []),
+                           (small, "small_2draws", ["--parameter-draws", "2"])):
         r = CliRunner().invoke(cli, ["run", str(f), "-n", "3", "--seed", "5", "--out", str(tmp / name), *extra])
         assert r.exit_code == 0, r.output
     return tmp
@@ -115,6 +116,23 @@ def test_compare_refuses_runs_with_different_draws_from_the_posterior(two_runs):
     # a variant's own value of a fitted key is a difference between scenarios, like a lever: still paired
     r = CliRunner().invoke(cli, ["compare", str(two_runs / "own"), str(two_runs / "big")])
     assert r.exit_code == 0, r.output
+
+
+def test_replications_that_share_a_draw_are_averaged_before_the_interval(two_runs, tmp_path):
+    """Three replications with two posterior draws: replications 0 and 2 ran with draw 0, so they are not
+    independent; the comparison averages them first and its interval is over the 2 draws (1 degree of freedom)."""
+    out = tmp_path / "c.csv"
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small_2draws"), str(two_runs / "big_2draws"),
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2 parameter draws in turn" in r.output
+    ya, yb = (pd.read_csv(two_runs / n / "yearly.csv").groupby("replication")["new_owners"].sum()
+              for n in ("small_2draws", "big_2draws"))
+    d = (ya - yb).groupby(ya.index % 2).mean()  # per draw: the mean over its replications
+    row = pd.read_csv(out).query("year == 0 and outcome == 'new_owners'").iloc[0]
+    assert row["replications"] == 2 and row["difference"] == pytest.approx(d.mean())
+    half = 6.313752 * d.std(ddof=1) / np.sqrt(2)  # t quantile 0.95 with 1 degree of freedom
+    assert row["difference_high90"] == pytest.approx(d.mean() + half, abs=1e-6)
 
 
 def test_compare_names_a_damaged_run_folder(two_runs, tmp_path):
