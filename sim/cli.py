@@ -42,6 +42,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; nothing more was written", err=True)
             ctx.exit(130)
+        except OSError as exc:  # the system refused a read or a write: a full disk, no permission, a file in the way
+            if os.environ.get("LTE_DEBUG"):
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

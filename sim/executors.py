@@ -69,7 +69,7 @@ class Dask:
                 self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=processes,
                                              dashboard_address=":0")  # any free port: never clashes
                 self._client = Client(self._cluster)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # (ValueError: not an address, e.g. no port)
             raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.workers = len(self._client.scheduler_info().get("workers", {})) or local_workers
 

@@ -84,7 +84,8 @@ def locked_dir(path: str | Path, overwrite: bool = False, allow_existing: bool =
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        raise OutputError(f"{path}: output folder is in use by another run") from None
+        raise OutputError(f"{path}: output folder is in use by another run ({lock} exists: if no lte is running "
+                          "there, remove it)") from None
     except OSError as exc:
         raise OutputError(f"{path}: cannot write to the output folder ({exc.strerror})") from None
     with os.fdopen(fd, "w") as fh:
@@ -105,8 +106,11 @@ def _is_result_name(name: str, patterns: Iterable[str]) -> bool:
 def remove_results(folder: Path, keep: Iterable[str] = ()) -> None:
     """Remove from ``folder`` what lte wrote there (:data:`RESULT_FILES`, the files of :data:`RESULT_FOLDERS`,
     and their temporary names), except the names in ``keep``; a result folder left empty is removed too.
-    Files and folders with other names, and the lock, are left alone."""
+    Files and folders with other names, and the lock, are left alone, and so is everything in a folder lte did
+    not write results to (one without a manifest.json or sweep.json), whatever the names."""
     keep = set(keep)
+    if not _is_output_folder(folder):  # a folder of the user's with names like lte's: nothing in it is lte's
+        return
     try:
         for path in sorted(folder.iterdir()):
             if path.name in keep:

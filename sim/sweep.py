@@ -197,6 +197,11 @@ def load(path: str | Path) -> Sweep:
     return sweep
 
 
+def _a(word: str) -> str:
+    """The word with its article: "a policy", "an exogenous"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def _flatten_keys(table: dict, prefix: str = "") -> dict[str, Any]:
     """Accept both ``"frame.yearly_nok" = 1`` and ``[frame] yearly_nok = 1`` forms."""
     out = {}
@@ -222,7 +227,7 @@ def _lever(f: str, key: str, spec: Any, problems: list) -> Lever | None:
         problems.append((f"levers.{key}", f"not a scenario key{sc._suggest(key, sc.leaf_paths(sc.Scenario))}"))
         return None
     if kind != "policy":
-        problems.append((f"levers.{key}", f"is a {kind} key; levers must be policy keys (uncertainties take exogenous keys)"))
+        problems.append((f"levers.{key}", f"is {_a(kind)} key; levers must be policy keys (uncertainties take exogenous keys)"))
         return None
     if isinstance(spec, dict) and ({"min", "max"} & set(spec)):  # a range {min, max, steps}
         for extra in set(spec) - RANGE_KEYS:
@@ -275,7 +280,7 @@ def _uncertainty(f: str, key: str, spec: Any, base: sc.Scenario, problems: list)
         problems.append((f"uncertainties.{key}", f"not a scenario key{sc._suggest(key, sc.leaf_paths(sc.Scenario))}"))
         return None
     if kind != "exogenous":
-        problems.append((f"uncertainties.{key}", f"is a {kind} key; uncertainties must be exogenous keys"))
+        problems.append((f"uncertainties.{key}", f"is {_a(kind)} key; uncertainties must be exogenous keys"))
         return None
     if not isinstance(spec, dict) or len([k for k in spec if k in TRANSFORMS]) != 1 or \
             set(spec) - set(TRANSFORMS) - {"steps"}:
@@ -407,10 +412,14 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
         identity = {"sweep_file": str(sweep.file), "spec_sha256": sweep.spec_hash(), "package_version": __version__}
         marker = folder / "sweep.json"
         if marker.exists():
-            if json.loads(marker.read_text()).get("spec_sha256") != identity["spec_sha256"]:
+            try:
+                previous = json.loads(marker.read_text())
+            except (OSError, ValueError):
+                previous = None  # damaged: not this sweep's
+            if not isinstance(previous, dict) or previous.get("spec_sha256") != identity["spec_sha256"]:
                 if not overwrite:
-                    raise OutputError(f"{folder}: holds results of a different sweep; choose another --out or "
-                                      "pass --overwrite to replace them")
+                    raise OutputError(f"{folder}: holds results of a different sweep (or a damaged sweep.json); "
+                                      "choose another --out or pass --overwrite to replace them")
                 outputs.remove_results(folder)
         elif any(p.name != outputs.LOCK_NAME for p in folder.iterdir()):
             if not overwrite:

@@ -201,12 +201,57 @@ def test_overwrite_of_a_sweep_folder_leaves_only_the_run(tmp_path, short_file):
     assert sorted(p.name for p in out.iterdir()) == RUN_FILES
 
 
+def test_overwrite_leaves_a_folder_lte_did_not_write_as_it_is(tmp_path, short_file):
+    """A folder of the user's (no manifest.json or sweep.json) whose files happen to have lte's names: --overwrite
+    adds the run's files and removes none of the user's."""
+    out = tmp_path / "mine"
+    (out / "charts").mkdir(parents=True)
+    (out / "runs").mkdir()
+    (out / "charts" / "frame.png").write_bytes(b"my chart")
+    (out / "runs" / "2023.yearly.csv").write_text("my table")
+    (out / "report.html").write_text("my report")
+    assert invoke("run", short_file, "-n", 1, "--overwrite", "--out", out).exit_code == 0
+    assert (out / "charts" / "frame.png").read_bytes() == b"my chart"
+    assert (out / "runs" / "2023.yearly.csv").read_text() == "my table"
+    assert (out / "report.html").read_text() == "my report" and (out / "manifest.json").is_file()
+
+
+def test_the_system_refusing_a_write_is_one_line(tmp_path, short_file):
+    """A file where lte needs a folder (the sweep's runs/), or a damaged sweep.json: one line, exit 2."""
+    sweep, out = tmp_path / "one.toml", tmp_path / "out"
+    sweep.write_text(f'base = "{short_file.as_posix()}"\nreplications = 1\n'
+                     '[levers]\n"frame.earmark_lte_share" = [0.0, 0.5]\n')
+    out.mkdir()
+    (out / "runs").write_text("a file, not a folder")
+    r = invoke("sweep", sweep, "--workers", 1, "--overwrite", "--out", out)
+    _assert_user_error(r, "runs")
+    (out / "runs").unlink()
+    (out / "sweep.json").write_text("")  # damaged
+    _assert_user_error(invoke("sweep", sweep, "--workers", 1, "--out", out), "damaged sweep.json")
+    assert invoke("sweep", sweep, "--workers", 1, "--overwrite", "--out", out).exit_code == 0
+
+
+def test_a_scheduler_address_that_is_not_one_is_one_line(tmp_path, short_file):
+    sweep = tmp_path / "one.toml"
+    sweep.write_text(f'base = "{short_file.as_posix()}"\nreplications = 1\n'
+                     '[levers]\n"frame.earmark_lte_share" = [0.0, 0.5]\n')
+    _assert_user_error(invoke("sweep", sweep, "--scheduler", "nonsense", "--out", tmp_path / "o"), "nonsense")
+    assert not (tmp_path / "o").exists()
+
+
 def test_folder_in_use_is_refused(tmp_path, short_file):
     out = tmp_path / "out"
     out.mkdir()
     (out / ".lte.lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # held by a live process (us)
     _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out, "--overwrite"), "in use")
     assert sorted(p.name for p in out.iterdir()) == [".lte.lock"]
+
+
+def test_a_lock_without_a_process_says_how_to_free_the_folder(tmp_path, short_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lte.lock").write_text("")  # a lock that names no process
+    _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out), "if no lte is running there, remove it")
 
 
 def test_stale_lock_is_taken_over(tmp_path, short_file):

@@ -96,16 +96,22 @@ def test_tidy_numbers_by_hand():
 
 def test_remove_results_removes_what_lte_wrote_and_nothing_else(tmp_path):
     folder, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
-    for path in ("monthly.csv", "yearly.csv", ".events.csv.tmp-99", ".lte.lock", "notes.txt", "runs/0a1b.yearly.csv",
-                 "runs/.0a1b.loans.csv.tmp-7", "runs/mine.txt", "old/report.html"):
+    files = ("monthly.csv", "yearly.csv", ".events.csv.tmp-99", ".lte.lock", "notes.txt", "runs/0a1b.yearly.csv",
+             "runs/.0a1b.loans.csv.tmp-7", "runs/mine.txt", "old/report.html")
+    for path in files:
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_text("x")
     elsewhere.mkdir()
     (elsewhere / "frame.png").write_text("not in the output folder")
     (folder / "charts").symlink_to(elsewhere)  # a link is not followed
+    # without a manifest.json or sweep.json lte wrote no results here: nothing is removed, whatever the names
+    outputs.remove_results(folder)
+    assert all((folder / path).exists() for path in files)
+    (folder / "manifest.json").write_text("{}")
     outputs.remove_results(folder, keep={"monthly.csv"})
     left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
     assert left == [".lte.lock", "charts", "monthly.csv", "notes.txt", "old", "old/report.html", "runs", "runs/mine.txt"]
+    (folder / "sweep.json").write_text("{}")  # (the folder is still lte's)
     assert (elsewhere / "frame.png").exists()
     (folder / "runs" / "mine.txt").unlink()
     outputs.remove_results(folder)

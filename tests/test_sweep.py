@@ -73,7 +73,7 @@ def _lever_error(tmp_path, patch: str) -> tuple:
 
 @pytest.mark.parametrize("patch, key, rule", [
     ('"frame.yearly_nokk" = [1]', "levers.frame.yearly_nokk", "did you mean"),
-    ('"market.price_index" = [1.0]', "levers.market.price_index", "must be policy keys"),
+    ('"market.price_index" = [1.0]', "levers.market.price_index", "is an exogenous key; levers must be policy keys"),
     ('"frame.earmark_lte_share" = [0.5, 1.5]', "frame.earmark_lte_share", "at most 1"),
 ])
 def test_bad_levers(tmp_path, patch, key, rule):
@@ -253,7 +253,8 @@ def test_overwrite_removes_only_what_lte_wrote(tmp_path, reference, tiny):
     (out / "data").mkdir()
     (out / "data" / "observed.csv").write_text("a,b\n")
     (out / "runs" / "0123456789abcdef.yearly.csv").write_text("stale")  # a run of some other sweep
-    (out / "events.csv").write_text("stale")  # left by an lte run
+    (out / "events.csv").write_text("stale")  # left by an lte run, with its manifest
+    (out / "manifest.json").write_text("{}")
     r = CliRunner().invoke(cli, ["sweep", str(tiny), "--out", str(out), "--workers", "1"])
     assert r.exit_code == 2 and "not empty" in r.output
     r = CliRunner().invoke(cli, ["sweep", str(tiny), "--out", str(out), "--workers", "1", "--overwrite"])
