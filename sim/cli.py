@@ -204,8 +204,10 @@ def compare(run_a: str, run_b: str, out: str | None, overwrite: bool, csv_dialec
               help="Base samples N, a power of 2; the sweep's replications are run at N x (uncertainties + 2) points.")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: outputs/<sweep name>-sensitivity].")
 @click.option("--overwrite", is_flag=True, help="Write into a folder that already has files.")
+@click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
+              help="plain: comma and decimal point; nb: semicolon, decimal comma, UTF-8 with BOM (Excel, Norwegian).")
 @_executor_options
-def sensitivity(sweep_file: str, samples: int, out: str | None, overwrite: bool, workers: int,
+def sensitivity(sweep_file: str, samples: int, out: str | None, overwrite: bool, csv_dialect: str, workers: int,
                 scheduler: str | None, local_cluster: bool) -> None:
     """Sobol indices of the main outcomes with respect to the sweep's uncertainties (levers at baseline)."""
     from sim import outputs
@@ -223,8 +225,8 @@ def sensitivity(sweep_file: str, samples: int, out: str | None, overwrite: bool,
         finally:
             executor.close()
         with outputs.AtomicWriter(folder, clear_results=overwrite) as w:  # only the new results remain
-            w.table("sensitivity.csv", table)
-            w.json("manifest.json", {
+            w.table("sensitivity.csv", table, csv_dialect)
+            w.json("manifest.json", {"csv_dialect": csv_dialect,
                 "sensitivity_of": spec.name, "sweep_file": sweep_file, "samples": samples, "seed": spec.seed,
                 "design_seed": spec.design_seed, "replications": spec.replications,
                 "uncertainties": [u.key for u in spec.uncertainties], "package_version": __version__,

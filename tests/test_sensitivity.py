@@ -57,6 +57,14 @@ replications = 1
                                  str(tmp_path / "o"), "--overwrite"])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json", "notes.txt", "sensitivity.csv"]
+    # the nb dialect, for Excel with Norwegian settings: the same numbers
+    r = CliRunner().invoke(cli, ["sensitivity", str(sweep), "--samples", "4", "--workers", "1", "--out",
+                                 str(tmp_path / "nb"), "--csv-dialect", "nb"])
+    assert r.exit_code == 0, r.output
+    raw = (tmp_path / "nb" / "sensitivity.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b";" in raw.splitlines()[0]
+    nb = pd.read_csv(tmp_path / "nb" / "sensitivity.csv", sep=";", decimal=",", encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(nb, pd.read_csv(tmp_path / "o" / "sensitivity.csv"))
 
 
 def test_samples_must_be_a_power_of_two(tmp_path):
