@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
+import threading
+import time
 from typing import Any, Callable, Iterable, Iterator
 
 from sim.errors import UserError
@@ -26,6 +29,17 @@ class InProcess:
         pass
 
 
+def _exit_with(parent: int) -> None:
+    """In a pool's worker: exit if the process that started the pool is gone. Killed outright (kill -9) it has no
+    chance to stop its pool, and the workers would wait for work for ever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class ProcessPool:
     """A local pool of worker processes (the default for sweeps)."""
 
@@ -35,7 +49,8 @@ class ProcessPool:
         self.workers = workers
         # fork is fast on Linux; spawn elsewhere. Either gives the same results: tasks carry all they need.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+        self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                                            initializer=_exit_with, initargs=(os.getpid(),))
 
     def map_unordered(self, fn: Callable, tasks: Iterable) -> Iterator[Any]:
         futures = [self._pool.submit(fn, t) for t in tasks]

@@ -1,7 +1,10 @@
 """Executors only decide where a task runs: same results everywhere, errors come back, bad addresses are user errors."""
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +71,33 @@ def test_make_executor_follows_the_flags():
         assert isinstance(pool, ProcessPool) and pool.workers == 2
     finally:
         pool.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_workers_exit_when_the_process_that_started_them_is_killed(tmp_path):
+    """A sweep killed outright (kill -9) cannot stop its pool: its workers must notice and exit, not wait for ever."""
+    script = tmp_path / "pool.py"
+    script.write_text(
+        "import multiprocessing, time\n"
+        "from sim.executors import ProcessPool\n"
+        "pool = ProcessPool(2)\n"
+        "assert sorted(pool.map_unordered(abs, [-1, -2])) == [1, 2]\n"
+        "print(' '.join(str(p.pid) for p in multiprocessing.active_children()), flush=True)\n"
+        "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    workers = [int(pid) for pid in proc.stdout.readline().split()]
+    assert workers
+    proc.kill()
+    proc.wait()
+
+    def running(pid: int) -> bool:  # gone, or a zombie waiting to be reaped, is not running
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(running, workers))
