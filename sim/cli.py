@@ -42,6 +42,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; nothing more was written", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # the reader of our output stopped early (| head): end quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except OSError as exc:  # the system refused a read or a write: a full disk, no permission, a file in the way
             if os.environ.get("LTE_DEBUG"):
                 raise

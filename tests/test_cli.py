@@ -282,6 +282,15 @@ def test_console_script_and_module(tmp_path):
     assert r.returncode == 0 and "run" in r.stdout
 
 
+def test_output_to_a_reader_that_stopped_ends_quietly():
+    """lte ... | head: when the reader has gone, lte stops without a traceback or an error message."""
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "validate", str(DRAMMEN)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before lte writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1 and err == "", err
+
+
 def test_compare_with_one_replication_says_there_is_no_interval(tmp_path, short_file):
     for name in ("a", "b"):
         assert invoke("run", short_file, "-n", 1, "--parameter-draws", 0, "--out", tmp_path / name).exit_code == 0
