@@ -39,6 +39,10 @@ class _Group(click.Group):
         except UserError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_USER_ERROR)
+        except click.UsageError as exc:  # a bad flag or argument of a command: one line too, not click's usage block
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"error: {where}: {exc.format_message()} (see {where} --help)", err=True)
+            ctx.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             click.echo("interrupted; nothing more was written", err=True)
             ctx.exit(130)

@@ -146,7 +146,8 @@ def write_table_file(path: str | Path, df: pd.DataFrame, dialect: str = "plain",
     """Write one table to a file the user named (``lte compare --out``): whole, or not at all.
 
     Refuses a folder that does not exist, an existing file unless ``overwrite``, and, even with ``overwrite``,
-    one of lte's own results in a run's or sweep's folder (:func:`is_result_file`)."""
+    one of lte's own results in a run's or sweep's folder (:func:`is_result_file`) and anything that is not a
+    plain file (a device, a folder, a link)."""
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
@@ -156,6 +157,10 @@ def write_table_file(path: str | Path, df: pd.DataFrame, dialect: str = "plain",
                           "lte's own files there; choose another file")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: --out: the file exists; choose another file or pass --overwrite to replace it")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # written under a temporary name and renamed into place, the table would replace a folder's entry, a
+        # device (/dev/full) or a link itself, rather than write into it
+        raise OutputError(f"{path}: --out: not a plain file; name a new file or an existing ordinary one")
     try:
         with AtomicWriter(folder) as w:
             w.table(path.name, df, dialect)

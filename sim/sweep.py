@@ -117,13 +117,12 @@ def load(path: str | Path) -> Sweep:
     for key in raw:
         if key not in TOP_KEYS:
             problems.append((key, f"unknown key{sc._suggest(key, TOP_KEYS)}"))
-    if "base" not in raw or not isinstance(raw.get("base"), str):
+    if "base" not in raw or not isinstance(raw.get("base"), str):  # nothing else can be checked without it
         problems.append(("base", "required: the base scenario file, in quotes, relative to the sweep file"))
-    if problems:
         raise ScenarioError(f, problems)
     base_file = path.parent / raw["base"]
     if not base_file.is_file():
-        raise ScenarioError(f, [("base", f"base scenario {base_file} not found")])
+        raise ScenarioError(f, problems + [("base", f"base scenario {base_file} not found")])
     base = sc.load(base_file).scenario
     overrides = raw.get("overrides", {})
     if not isinstance(overrides, dict):
@@ -250,9 +249,10 @@ def _lever(f: str, key: str, spec: Any, problems: list) -> Lever | None:
         problems.append((f"levers.{key}", "give a list of values, a range {min, max, steps} or a table of named values"))
         return None
     dupes = sorted({lab for lab in lever.labels if lever.labels.count(lab) > 1})
-    if dupes:
+    if dupes:  # reported; each value is still checked once, so that a bad one is reported with it
         problems.append((f"levers.{key}", f"the same value is listed twice: {', '.join(dupes)}"))
-        return None
+        first = [i for i, label in enumerate(lever.labels) if lever.labels.index(label) == i]
+        return Lever(key, [lever.labels[i] for i in first], [lever.values[i] for i in first])
     return lever
 
 

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -266,6 +267,10 @@ def test_bad_flags(tmp_path, short_file):
     for args in (["-n", 0], ["--seed", -1], ["--csv-dialect", "fr"]):
         r = invoke("run", short_file, "--out", tmp_path / "o", *args)
         assert r.exit_code == 2 and "Traceback" not in r.output
+        # one line naming the command and the option, as for a mistake in a file
+        assert len(r.output.strip().splitlines()) == 1 and r.output.startswith("error: "), r.output
+        assert " run: " in r.output and "--help)" in r.output  # (the program is "cli" under the test runner)
+        assert args[0] in r.output
     assert not (tmp_path / "o").exists()
 
 
@@ -323,3 +328,10 @@ def test_compare_out_is_checked_before_it_is_written(tmp_path, short_file):
     assert c.read_text() == "mine"
     assert invoke("compare", a, b, "--out", c, "--overwrite").exit_code == 0
     assert c.read_text().startswith("year,outcome,mean,")
+    # never over something that is not a plain file: the rename into place would replace it, not write into it
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "link.csv").symlink_to(c)
+    for target, why in ((tmp_path / "adir", "is a directory"), (tmp_path / "link.csv", "not a plain file"),
+                        (Path(os.devnull), "not a plain file")):
+        _assert_user_error(invoke("compare", a, b, "--out", target, "--overwrite"), why)
+    assert (tmp_path / "adir").is_dir() and (tmp_path / "link.csv").is_symlink()

@@ -118,6 +118,12 @@ def test_every_problem_of_a_sweep_file_reported_at_once(tmp_path):
     with pytest.raises(ScenarioError) as info:
         sw.load(path)
     assert [key for key, _ in info.value.problems] == ["levers.frame.yearly_nokk", "levers.frame.earmark_lte_share"]
+    # a value listed twice does not hide a bad value of the same lever
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\n[levers]\n"frame.earmark_lte_share" = [0.0, 1.5, 0.0]\n')
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    rules = [rule for _, rule in info.value.problems]
+    assert len(rules) == 2 and "listed twice: 0" in rules[0] and "value '1.5'" in rules[1]
 
 
 def test_range_lever_and_sobol_design(tmp_path):
@@ -149,7 +155,7 @@ def test_bad_top_level_and_uncertainty(tmp_path):
     with pytest.raises(ScenarioError) as info:
         sw.load(path)
     msg = str(info.value)
-    assert "did you mean 'replications'" in msg
+    assert "did you mean 'replications'" in msg and "low < high" in msg  # a misspelt top-level key hides nothing
     path.write_text(TINY.replace("shift = [-0.5, 1.0]", "shift = [1.0, -0.5]"))
     with pytest.raises(ScenarioError, match="low < high"):
         sw.load(path)
