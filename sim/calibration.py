@@ -131,6 +131,11 @@ def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(np.interp(q, cw - w[order] / (2 * w.sum()), x[order]))
 
 
+def _planned_tolerance(prev: Population) -> float:
+    """The tolerance a generation aims at: the weighted median distance of the generation before."""
+    return _weighted_quantile(prev.distances, prev.weights, 0.5)
+
+
 def abc_smc(problem: Problem, particles: int, generations: int, seed: int, executor,
             checkpoint: Path | None = None, progress: Callable[[int, int], None] | None = None,
             max_evals_per_generation: int | None = None) -> list[Population]:
@@ -150,7 +155,7 @@ def abc_smc(problem: Problem, particles: int, generations: int, seed: int, execu
             epsilon = float("inf")
         else:
             prev = history[-1]
-            epsilon = _weighted_quantile(prev.distances, prev.weights, 0.5)
+            epsilon = _planned_tolerance(prev)
             cov = _kernel_cov(prev)
             chol = np.linalg.cholesky(cov)
         batch = particles
@@ -425,7 +430,7 @@ def generations_table(history: list[Population]) -> list[dict]:
     and the tolerance used is their largest distance), and the effective sample size of the weights."""
     rows = []
     for g, pop in enumerate(history):
-        planned = _weighted_quantile(history[g - 1].distances, history[g - 1].weights, 0.5) if g else math.inf
+        planned = _planned_tolerance(history[g - 1]) if g else math.inf
         rows.append({"generation": g, "planned": planned, "used": pop.epsilon, "proposals": pop.evaluations,
                      "closest_kept": bool(g and pop.epsilon > planned),
                      "ess": float(pop.weights.sum() ** 2 / (pop.weights ** 2).sum())})

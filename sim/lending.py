@@ -16,6 +16,12 @@ def _discount(r: float, n: int) -> float:
     return -math.expm1(-n * math.log1p(r))
 
 
+def monthly_rate(rate_pct, margin_points=0.0):
+    """Percent a year (plus a margin in points) as a fraction a month: ``rate_pct / 100 / 12 + margin / 100 / 12``,
+    written once so that the model and the budget compute the same floats (for numbers or numpy arrays)."""
+    return rate_pct / 100.0 / 12.0 + margin_points / 100.0 / 12.0
+
+
 def annuity_payment_month(principal_nok: float, rate_pct: float, term_years: float) -> float:
     """Monthly payment of an annuity loan (interest plus instalment, constant each month).
 
@@ -24,7 +30,7 @@ def annuity_payment_month(principal_nok: float, rate_pct: float, term_years: flo
     if principal_nok <= 0:
         return 0.0
     n = round(term_years * 12)
-    r = rate_pct / 100.0 / 12.0
+    r = monthly_rate(rate_pct)
     if r == 0:
         return principal_nok / n
     return principal_nok * r / _discount(r, n)
@@ -35,16 +41,10 @@ def annuity_principal(payment_month_nok: float, rate_pct: float, term_years: flo
     if payment_month_nok <= 0:
         return 0.0
     n = round(term_years * 12)
-    r = rate_pct / 100.0 / 12.0
+    r = monthly_rate(rate_pct)
     if r == 0:
         return payment_month_nok * n
     return payment_month_nok * _discount(r, n) / r
-
-
-def monthly_rate(rate_pct, margin_points=0.0):
-    """Percent a year (plus a margin in points) as a fraction a month: ``rate_pct / 100 / 12 + margin / 100 / 12``,
-    written once so that the model and the budget compute the same floats (for numbers or numpy arrays)."""
-    return rate_pct / 100.0 / 12.0 + margin_points / 100.0 / 12.0
 
 
 def floating_annuity_balance(principal_nok: float, monthly_rates: Iterable[float], term_months: int) -> float:
@@ -55,7 +55,7 @@ def floating_annuity_balance(principal_nok: float, monthly_rates: Iterable[float
     for r in monthly_rates:
         if k <= 0 or balance <= 0:
             break
-        payment = balance * r / -math.expm1(-k * math.log1p(r)) if r > 0 else balance / k
+        payment = balance * r / _discount(r, k) if r > 0 else balance / k
         balance -= min(payment - balance * r, balance)
         k -= 1
     return balance

@@ -174,15 +174,21 @@ SWEEP_OUTCOMES = (("new_owners", "New owners from leie til eie", "households", 1
                   ("loss_nok", "Losses on startlån", "NOK million", MILL))
 
 
-def _lever_words(key: str) -> str:
-    """A lever's meaning in plain words (the schema's description and unit), with its key."""
+def _meaning(key: str) -> str:
+    """A scenario key's meaning in plain words (the schema's description and unit), or the key itself."""
     from sim.scenario import field_info
 
     info = field_info(key)
     if info is None or not info.description:
         return key
     unit = (info.json_schema_extra or {}).get("unit", "")
-    return f"{info.description} ({unit}) [{key}]" if unit else f"{info.description} [{key}]"
+    return f"{info.description} ({unit})" if unit else info.description
+
+
+# the sweep report's words on its table of points: the units, and where each point's budget is
+_SWEEP_UNITS = ("New owners: households; startlån paid out, frame unused and losses: NOK million; gave up waiting: "
+                "approved applicants.")
+_SWEEP_BUDGET = "Each point's yearly budget is in budget.csv (column <code>point</code>)."
 
 
 def _period_totals(yearly: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
@@ -341,7 +347,7 @@ def render(folder: str | Path) -> Path:
                      f"replications (seed {manifest['seed']}), so differences between points are paired. "
                      f"Base scenario: <code>{html.escape(manifest['base_file'])}</code>.</p>")
         if levers:
-            lever_rows = [(k, _lever_words(k).rsplit(" [", 1)[0], "; ".join(str(v) for v in dict.fromkeys(points[k])))
+            lever_rows = [(k, _meaning(k), "; ".join(str(v) for v in dict.fromkeys(points[k])))
                           for k in levers]
             base = points[points["baseline"].astype(bool)]
             base_words = ", ".join(f"{k} = {base[k].iloc[0]}" for k in levers) if len(base) else ""
@@ -351,7 +357,7 @@ def render(folder: str | Path) -> Path:
                          + ". The full list is points.csv.</p>"
                          + _table(pd.DataFrame(lever_rows, columns=["lever", "meaning", "values"]), text=True))
         if uncertainties:
-            rows = [(k, _lever_words(k).rsplit(" [", 1)[0], f"{points[k].min():.4g} to {points[k].max():.4g}")
+            rows = [(k, _meaning(k), f"{points[k].min():.4g} to {points[k].max():.4g}")
                     for k in uncertainties]
             parts.append("<h2>The uncertainties</h2><p>Sampled values (a level, a factor on a path or a shift in "
                          "points, as the sweep file says for each; the sweep file gives the ranges). Each "
@@ -364,16 +370,12 @@ def render(folder: str | Path) -> Path:
         if levers:
             parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
                          "paired difference from the baseline point with a 90 % interval: if the interval does not "
-                         "contain 0, the difference is not the model's randomness. New owners: households; startlån "
-                         "paid out, frame unused and losses: NOK million; gave up waiting: approved applicants. "
-                         "Totals over the whole period. Each point's yearly budget is in budget.csv (column "
-                         "<code>point</code>).</p>" + _table(totals))
+                         f"contain 0, the difference is not the model's randomness. {_SWEEP_UNITS} Totals over the "
+                         f"whole period. {_SWEEP_BUDGET}</p>" + _table(totals))
         else:
             parts.append("<h2>Each sample, whole period</h2><p>Mean over replications at each sample of the "
-                         "uncertainties (no policy is compared: every point is the base scenario's policy). New "
-                         "owners: households; startlån paid out, frame unused and losses: NOK million; gave up "
-                         "waiting: approved applicants. Each point's yearly budget is in budget.csv (column "
-                         "<code>point</code>).</p>"
+                         "uncertainties (no policy is compared: every point is the base scenario's policy). "
+                         f"{_SWEEP_UNITS} {_SWEEP_BUDGET}</p>"
                          + _table(totals.drop(columns=[c for c in totals.columns
                                                        if c == "baseline" or c.endswith("difference [90 %]")])))
     else:

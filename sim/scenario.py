@@ -438,7 +438,7 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dic
         files = base_files + files
         base.pop("name", None)  # a variant names itself (or takes its file name)
         own_sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
-        inherited = dict(base.get("sources") or {}) if isinstance(base.get("sources"), dict) else {}
+        inherited = base.get("sources") if isinstance(base.get("sources"), dict) else {}
         own = data
         data = merge(base, own, origins, str(path))
         # a value the variant changes without a source of its own no longer has the base file's source (which

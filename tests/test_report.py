@@ -45,20 +45,20 @@ def test_run_report(tmp_path):
     assert r.exit_code == 2 and "budget.csv is missing" in r.output and str(out) in r.output
 
 
-def test_sweep_report(tmp_path):
+def _sweep_with_report(tmp_path, replications: int, end: str, body: str):
+    """Run a sweep of the Drammen scenario (its levers or uncertainties in ``body``) and report it: the folder."""
     sweep = tmp_path / "s.toml"
-    sweep.write_text(f'''
-base = "{DRAMMEN.as_posix()}"
-replications = 2
-[overrides]
-"period.end" = "2012-12"
-[levers]
-"frame.yearly_nok" = [20_000_000, 100_000_000]
-"frame.earmark_lte_share" = [0.0, 0.5]
-''')
+    sweep.write_text(f'base = "{DRAMMEN.as_posix()}"\nreplications = {replications}\n'
+                     f'[overrides]\n"period.end" = "{end}"\n{body}')
     out = tmp_path / "sweep"
     assert CliRunner().invoke(cli, ["sweep", str(sweep), "--workers", "1", "--out", str(out)]).exit_code == 0
     assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
+    return out
+
+
+def test_sweep_report(tmp_path):
+    out = _sweep_with_report(tmp_path, 2, "2012-12", '[levers]\n"frame.yearly_nok" = [20_000_000, 100_000_000]\n'
+                                                     '"frame.earmark_lte_share" = [0.0, 0.5]\n')
     page = _check(out, [f"sweep_{c}" for c in ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "loss_nok")])
     assert "Compared with the baseline" in page
     # the comparison names each point by its lever values; the baseline point has no difference to itself
@@ -72,21 +72,8 @@ replications = 2
 def test_an_uncertainty_sweep_report_says_what_each_point_is(tmp_path):
     """A sweep without levers compares no policy: its points are samples of the uncertainties, and the report
     must show each sample's values (not an empty list of levers and a blank baseline)."""
-    sweep = tmp_path / "u.toml"
-    sweep.write_text(f'''
-base = "{DRAMMEN.as_posix()}"
-replications = 1
-[overrides]
-"period.end" = "2011-12"
-[uncertainties]
-"market.price_index" = {{ scale = [0.8, 1.25] }}
-[design]
-kind = "lhs"
-samples = 2
-''')
-    out = tmp_path / "sweep"
-    assert CliRunner().invoke(cli, ["sweep", str(sweep), "--workers", "1", "--out", str(out)]).exit_code == 0
-    assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
+    out = _sweep_with_report(tmp_path, 1, "2011-12", '[uncertainties]\n"market.price_index" = { scale = [0.8, 1.25] }\n'
+                                                     '[design]\nkind = "lhs"\nsamples = 2\n')
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Uncertainty sweep" in page and "The uncertainties" in page and "The levers" not in page
     assert "baseline point is" not in page and "Each sample, whole period" in page
