@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sim.scenario import Scenario, Section
 
 # Meaning and unit of every column of monthly.csv (and yearly.csv, where flows are summed per year and levels
-# are the December value).
+# are the value of the year's last month in the run: December, unless the run ends earlier).
 COLUMNS: dict[str, tuple[str, str]] = {
     "replication": ("number", "replication (0, 1, ...); the same number means the same random draws in every scenario"),
     "month": ("YYYY-MM", "calendar month"),
@@ -22,7 +22,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "vacant_units": ("dwellings", "dwellings without a tenant at month end (being re-let, or no one waiting)"),
     "waiting_list": ("households", "households waiting for a municipal dwelling at month end"),
     "in_advice": ("households", "tenants being advised (råd og veiledning) at month end"),
-    "advice_queue": ("households", "referred tenants waiting for an adviser at month end"),
+    "advice_queue": ("households", "tenants referred (or referred again) waiting for an adviser at month end"),
     "waiting_for_frame": ("households", "approved applicants waiting because the frame is used up, at month end"),
     "frame_remaining_nok": ("NOK", "frame not yet used at month end (earmarked + general)"),
     "tilskudd_remaining_nok": ("NOK", "grant budget not yet committed at month end"),
@@ -36,6 +36,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "exits_other_routes": ("households", "tenants leaving by other routes (private rental, moving away)"),
     "screened": ("households", "tenants assessed for ownership potential"),
     "referred": ("households", "assessed tenants found to have potential and referred to advice"),
+    "referred_again": ("households", "tenants referred to advice again for another attempt, "
+                                     "reapply_after_months after a refusal, a failed search or giving up on "
+                                     "the frame (with referred: what joins the advice queue)"),
     "advice_started": ("households", "tenants starting advice with an adviser"),
     "advice_completed": ("households", "tenants completing advice"),
     "advice_dropped": ("households", "tenants dropping out of advice"),

@@ -36,7 +36,7 @@ from sim.timeline import YearMonth, parse_dated, resolve_monthly
 # Flows: counted in the month they happen; a year is their sum.
 FLOWS = (
     "arrivals", "moved_in", "gave_up_waiting", "exits_other_routes",
-    "screened", "referred", "advice_started", "advice_completed", "advice_dropped",
+    "screened", "referred", "referred_again", "advice_started", "advice_completed", "advice_dropped",
     "applications", "refused_debt", "refused_ability_to_pay", "refused_grant_budget",
     "frame_approved", "frame_gave_up", "frame_wait_months_sum", "search_failed",
     "new_owners_municipal", "new_owners_private",
@@ -51,7 +51,7 @@ FLOWS = (
     "other_applicants", "other_refused",
     "defaults", "loss_nok", "loss_municipality_nok", "loss_state_nok", "rent_income_nok",
 )
-# Levels: the state at the end of each month; a year takes its December value.
+# Levels: the state at the end of each month; a year takes its last month's value (December, but at the run's end).
 LEVELS = (
     "tenants", "municipal_units", "vacant_units", "waiting_list", "in_advice", "advice_queue",
     "waiting_for_frame", "frame_remaining_nok", "tilskudd_remaining_nok", "rent_roll_nok_month",
@@ -727,6 +727,10 @@ class Model:
         outcome = DROPPED  # (also without advisers: no attempt can start)
         for attempt in range(min(prog.max_attempts, MAX_ATTEMPTS) if self.advisers is not None else 0):
             base = ATTEMPT_BASE + attempt * PER_ATTEMPT
+            if attempt:  # back to advice after a refusal, a failed search or giving up on the frame
+                self.flows_now.referred_again += 1.0
+                if self.record_events:
+                    self.log(hh, "referred_again")
             # advice: wait for a place, then for the advice to end (or the household to drop out)
             duration = self._advice_months(u[base + U_ADVICE])
             place = self.advisers.request()

@@ -63,6 +63,17 @@ def test_invariants_hold(variant_runs, name):
         assert m["tilskudd_grants"].sum() == (rep.loans["tilskudd_nok"] > 0).sum()
         # every owner from the stock is counted once, by route
         assert m["units_sold"].sum() == m["new_owners_municipal"].sum()
+        # advice: the queue closes with what joins it (referred, or referred again for another attempt) and what
+        # leaves it (advice started); being advised closes with starts, completions and drop-outs. (Without
+        # advisers the referred have nowhere to go: no queue, no advice.)
+        if name == "no_advisers":
+            assert m["referred"].sum() > 0 and not m[["advice_queue", "advice_started", "referred_again"]].any().any()
+        else:
+            for level, inflow, outflow in (
+                    ("advice_queue", m["referred"] + m["referred_again"], m["advice_started"]),
+                    ("in_advice", m["advice_started"], m["advice_completed"] + m["advice_dropped"])):
+                assert np.array_equal(m[level].to_numpy(), (inflow - outflow).cumsum().to_numpy()), level
+            assert m["referred_again"].sum() > 0
         # the frame: what arrives is used, expires or remains
         used = rep.loans["startlan_nok"].sum()
         assert m["frame_granted_nok"].sum() + 1 >= used
