@@ -61,6 +61,16 @@ def floating_annuity_balance(principal_nok: float, monthly_rates: Iterable[float
     return balance
 
 
+def default_loss_nok(startlan_balance_nok: float, bank_balance_nok: float, value_nok: float,
+                     forced_sale_discount_share: float) -> float:
+    """Loss on a startlån in default, settled by selling the home: the sale fetches its market value less the
+    forced-sale discount (a lower price and the sale's costs); an ordinary bank loan beside the startlån has the
+    first mortgage and is repaid first, and the startlån gets what is left. The loss is the part of the startlån's
+    balance the sale does not cover: never negative, never more than the balance."""
+    recovered = max(value_nok * (1.0 - forced_sale_discount_share) - bank_balance_nok, 0.0)
+    return max(startlan_balance_nok - recovered, 0.0)
+
+
 def stressed_rate_pct(rate_pct: float, addon_points: float, floor_pct: float) -> float:
     """Rate the ability to pay is tested at: the loan rate plus a stress add-on, never below a floor."""
     return max(rate_pct + addon_points, floor_pct)

@@ -971,15 +971,20 @@ class Model:
             default_at = math.inf
         else:
             settle_at = default_at + sl.default_resolution_months
-            # the balance when it stops paying, as the budget follows it: a payment each month after the payout
-            # month and before the default's, at that month's rate (the rates ahead are the scenario's path)
-            balance = lending.floating_annuity_balance(fin.startlan_nok, p.loan_rate_month[m + 1:int(default_at)],
-                                                       round(sl.term_years * 12))
-            loss = balance * sl.loss_given_default_share
             self._default_diff[p.month(default_at)] += 1
             self.flows_at(default_at).defaults += 1.0
             if settle_at < p.n:
-                self._default_diff[p.month(settle_at)] -= 1
+                # the balance when it stops paying, as the budget follows it: a payment each month after the payout
+                # month and before the default's, at that month's rate (the rates ahead are the scenario's path)
+                balance = lending.floating_annuity_balance(
+                    fin.startlan_nok, p.loan_rate_month[m + 1:int(default_at)], round(sl.term_years * 12))
+                # the home is sold at its value then (the price index from the purchase); an ordinary bank loan
+                # beside the startlån, on the same schedule, has the first mortgage
+                settle_m = p.month(settle_at)
+                loss = lending.default_loss_nok(balance, fin.bank_loan_nok * balance / fin.startlan_nok,
+                                                price * p.price_index[settle_m] / p.price_index[m],
+                                                sl.forced_sale_discount_share)
+                self._default_diff[settle_m] -= 1
                 settled = self.flows_at(settle_at)
                 settled.loss_nok += loss
                 settled.loss_municipality_nok += loss * sl.municipality_loss_share

@@ -197,7 +197,7 @@ class Startlan(Section):
     default_burden_elasticity: float = F(unit="1/burden", doc="how steeply the hazard rises with payment burden", ge=0)
     default_reference_burden: Probability = F(unit="payment/income", doc="burden at which the hazard is the base")
     default_resolution_months: float = F(unit="months", doc="time a loan stays in default before the loss is settled", gt=0)
-    loss_given_default_share: Probability = F(unit="share of balance", doc="share of the outstanding balance lost on a default")
+    forced_sale_discount_share: Probability = F(unit="share of value", doc="what the sale of a defaulted borrower's home loses against its market value (lower price, costs of the sale); the startlån loses what the rest, after any bank loan, does not cover")
     municipality_loss_share: Probability = F(unit="share of loss", doc="the municipality's share of a loss (the state carries the rest)")
 
 

@@ -9,6 +9,7 @@ from sim import scenario as sc
 from sim.cli import cli
 from sim.outputs import read_csv
 from sim.runner import RunResult, run_replication, yearly
+from sim.timeline import YearMonth, parse_dated, resolve_monthly
 
 from .conftest import DRAMMEN, write_variant
 
@@ -78,11 +79,11 @@ def test_rent_change_compares_month_for_month_when_a_run_starts_and_ends_mid_yea
 
 def test_a_loss_is_the_share_of_the_balance_the_budget_carries(short):
     """The model sizes a loss at payout from the balance the loan will have when it stops paying, on the rate path
-    ahead; the budget follows the same loan month by month. With the whole balance lost (a share of 1), the loss
+    ahead; the budget follows the same loan month by month. With the whole balance lost (a sale that recovers nothing: a discount of 1), the loss
     written off in budget.csv must be the model's loss, loan for loan: it is capped at the budget's balance, so a
     model balance on another rate (the rate at payout, held fixed) shows as a gap. Drammen's rate moves between 1.5
     and 4.64 % over the run."""
-    s = sc.with_overrides(short, {"period.end": "2018-12", "startlan.loss_given_default_share": 1.0,
+    s = sc.with_overrides(short, {"period.end": "2018-12", "startlan.forced_sale_discount_share": 1.0,
                                   "startlan.default_base_per_year": 0.04, "startlan.default_resolution_months": 3.0})
     result = RunResult(s, 2, [run_replication(s, 2, r) for r in range(2)])
     settled = result.loans[result.loans["settled_t"].notna()]
@@ -92,6 +93,31 @@ def test_a_loss_is_the_share_of_the_balance_the_budget_carries(short):
     port = budget.portfolio(settled.iloc[:1], s)  # one loan: its budget balance before it defaults is its loss
     loan = settled.iloc[0]
     assert port["balance"].iloc[int(loan["default_t"]) - 1] == pytest.approx(loan["loss_nok"], rel=1e-12)
+
+
+def test_a_loss_follows_the_value_of_the_home_when_it_is_sold(short):
+    """Each loss, loan for loan, is the balance the budget carries when the loan stops paying, less what the sale
+    brings: the price paid, moved with the price index to the month the default is settled, less the forced-sale
+    discount, after the bank loan beside it (on the same schedule). Prices fall by a third in 2013 and recover in
+    2015, so some defaults lose and others are covered."""
+    s = sc.with_overrides(short, {
+        "period.end": "2016-12", "startlan.max_share_of_price": 0.8, "startlan.forced_sale_discount_share": 0.15,
+        "startlan.default_base_per_year": 0.04, "startlan.default_resolution_months": 3.0,
+        "market.price_index": {"2010": 1.0, "2013": 0.66, "2015": 1.2}})
+    result = RunResult(s, 2, [run_replication(s, 2, r) for r in range(2)])
+    settled = result.loans[result.loans["settled_t"].notna()]
+    index = resolve_monthly(parse_dated(s.market.price_index), YearMonth.parse(s.period.start), s.period.n_months)
+    lost = covered = 0
+    for _, loan in settled.iterrows():
+        # the balance at the end of the month it stops paying (no payment in that month, nor in the payout month)
+        balance = budget.portfolio(settled.loc[[loan.name]], s)["balance"].iloc[int(loan["default_t"])]
+        value = loan["price_nok"] * index[int(loan["settled_t"])] / index[int(loan["t"])]
+        bank = loan["bank_loan_nok"] * balance / loan["startlan_nok"]
+        expected = max(balance - max(0.85 * value - bank, 0.0), 0.0)
+        assert loan["loss_nok"] == pytest.approx(expected, rel=1e-9, abs=1e-6)
+        lost += expected > 0
+        covered += expected == 0
+    assert lost > 5 and covered > 5 and (settled["bank_loan_nok"] > 0).all()
 
 
 @pytest.fixture(scope="module")

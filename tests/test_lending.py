@@ -84,6 +84,30 @@ def test_balance_matches_month_by_month_amortisation():
 
 
 # ---------------------------------------------------------------------------------------------- ability to pay
+def test_a_default_loss_is_what_the_forced_sale_leaves_uncovered_hand_worked():
+    # a home worth 2,000,000 sells for 2,000,000 * (1 - 0.15) = 1,700,000
+    # startlån alone, balance 1,900,000: 1,700,000 goes to it, 200,000 is lost
+    assert lending.default_loss_nok(1_900_000, 0.0, 2_000_000, 0.15) == pytest.approx(200_000)
+    # a bank loan of 300,000 beside it has the first mortgage: 1,400,000 is left for the startlån, 500,000 lost
+    assert lending.default_loss_nok(1_900_000, 300_000, 2_000_000, 0.15) == pytest.approx(500_000)
+    # prices have risen: worth 3,000,000, the sale (2,550,000) covers both loans, nothing is lost
+    assert lending.default_loss_nok(1_900_000, 300_000, 3_000_000, 0.15) == 0.0
+    # the sale does not even cover the bank loan: the whole startlån balance is lost, no more
+    assert lending.default_loss_nok(1_900_000, 300_000, 200_000, 0.15) == pytest.approx(1_900_000)
+    # a sale that recovers nothing (a discount of 1) loses the balance
+    assert lending.default_loss_nok(1_900_000, 0.0, 2_000_000, 1.0) == pytest.approx(1_900_000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(balance=st.floats(0, 5e6), bank=st.floats(0, 5e6), value=st.floats(0, 1e7), extra=st.floats(0, 1e6),
+       discount=st.floats(0, 1))
+def test_a_default_loss_is_within_the_balance_and_falls_as_the_home_is_worth_more(balance, bank, value, extra,
+                                                                                   discount):
+    loss = lending.default_loss_nok(balance, bank, value, discount)
+    assert 0.0 <= loss <= balance
+    assert lending.default_loss_nok(balance, bank, value + extra, discount) <= loss
+
+
 def test_stressed_rate_add_on_and_floor():
     assert lending.stressed_rate_pct(2.0, 2.5, 0.0) == 4.5  # add-on binds: 2.0 + 2.5
     assert lending.stressed_rate_pct(2.0, 2.5, 5.0) == 5.0  # floor binds (Husbanken from 2020: 5 %)
