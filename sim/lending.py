@@ -96,10 +96,22 @@ class Financing(NamedTuple):
     grant_nok: float = 0.0
     own_funds_nok: float = 0.0
     reason: str = ""
+    term_years: float = 0.0  # the term the loans are sized over (0 when refused)
 
     @property
     def borrowed_nok(self) -> float:
         return self.startlan_nok + self.bank_loan_nok
+
+
+def largest_loan(payment_capacity_month_nok: float, stressed_rate_pct: float, term_years: float,
+                 long_term_years: float, need_nok: float, lasting_low_income: bool) -> tuple[float, float]:
+    """The largest loan a household can carry, and the term it is sized over: the normal term; or, for a
+    household with lasting low income that cannot carry what it needs over the normal term, the long term (a
+    longer term before a grant: the grant is for those who cannot carry a large enough startlån)."""
+    loan = annuity_principal(payment_capacity_month_nok, stressed_rate_pct, term_years)
+    if lasting_low_income and loan < need_nok and long_term_years > term_years:
+        return annuity_principal(payment_capacity_month_nok, stressed_rate_pct, long_term_years), long_term_years
+    return loan, term_years
 
 
 def size_financing(
@@ -111,11 +123,13 @@ def size_financing(
     grant_eligible: bool,
     grant_max_share_of_price: float,
     grant_max_nok: float,
+    term_years: float,
 ) -> Financing:
     """Size the loans and the grant for one purchase.
 
     need = price + costs - own funds. The household can carry loans up to ``max_loan_nok`` (from its
-    ability to pay). If it can carry the whole need, no grant is given. Otherwise a means-tested grant
+    ability to pay, over ``term_years``, which the financing records). If it can carry the whole need, no grant
+    is given. Otherwise a means-tested grant
     closes the gap, capped by a share of price and an amount; a gap larger than the cap means no deal. The grant
     comes only with a loan (every buyer in the programme is financed with a startlån): a household that can carry
     no loan at all is refused, however small its gap.
@@ -136,7 +150,7 @@ def size_financing(
             return Financing(False, own_funds_nok=own_used, reason="gap_above_grant_cap")
         grant = gap
     startlan = min(borrow, startlan_max_share_of_price * (price_nok + costs_nok))
-    return Financing(True, startlan_nok=startlan, bank_loan_nok=borrow - startlan, grant_nok=grant, own_funds_nok=own_used)
+    return Financing(True, startlan, borrow - startlan, grant, own_used, "", term_years)
 
 
 def default_hazard_year(base_per_year: float, burden: float, reference_burden: float, elasticity: float) -> float:

@@ -801,10 +801,13 @@ class Model:
         other_debt = sl.other_debt_nok_year * p.cost_index[m] if hh.other_debt else 0.0
         capacity = lending.payment_capacity_month(income, living, other_debt)
         rate = lending.stressed_rate_pct(p.rate_pct[m] + sl.municipal_margin_points, p.stress_addon[m], p.stress_floor[m])
-        max_loan = lending.annuity_principal(capacity, rate, sl.term_years)
+        # lasting low income: the grant's means test, which also opens the long term
         eligible = income <= tk.income_limit_nok_year * p.income_index[m]
-        return lending.size_financing(price, sl.purchase_costs_share * price, hh.savings_nok, max_loan,
-                                      sl.max_share_of_price, eligible, tk.max_share_of_price, tk.max_nok)
+        costs = sl.purchase_costs_share * price
+        max_loan, term = lending.largest_loan(capacity, rate, sl.term_years, sl.long_term_years,
+                                              price + costs - hh.savings_nok, eligible)
+        return lending.size_financing(price, costs, hh.savings_nok, max_loan, sl.max_share_of_price, eligible,
+                                      tk.max_share_of_price, tk.max_nok, term)
 
     def _apply(self, hh: Household, own: bool, u_price: float) -> tuple[float, lending.Financing] | None:
         """The application: debt, ability to pay and the grant budget. Returns (price, financing) with the grant
@@ -959,12 +962,12 @@ class Model:
         self.tally(f"startlan_loans_{group}")
         self.tally(f"startlan_nok_{group}", fin.startlan_nok)
         rate = p.rate_pct[m] + sl.municipal_margin_points
-        payment = lending.annuity_payment_month(fin.borrowed_nok, rate, sl.term_years)
+        payment = lending.annuity_payment_month(fin.borrowed_nok, rate, fin.term_years)
         burden = payment / max(self.income_nok_year(hh) / 12.0, 1.0)
         hazard = lending.default_hazard_year(sl.default_base_per_year, burden, sl.default_reference_burden,
                                              sl.default_burden_elasticity)
         default_at = now - 12.0 * math.log1p(-hh.u[U_DEFAULT]) / hazard if hazard > 0 else math.inf
-        term_end = now + sl.term_years * 12.0
+        term_end = now + fin.term_years * 12.0
         loss = 0.0
         settle_at = math.inf
         if not default_at < min(term_end, p.n):  # repaid first, or after the run: no default
@@ -977,7 +980,7 @@ class Model:
                 # the balance when it stops paying, as the budget follows it: a payment each month after the payout
                 # month and before the default's, at that month's rate (the rates ahead are the scenario's path)
                 balance = lending.floating_annuity_balance(
-                    fin.startlan_nok, p.loan_rate_month[m + 1:int(default_at)], round(sl.term_years * 12))
+                    fin.startlan_nok, p.loan_rate_month[m + 1:int(default_at)], round(fin.term_years * 12))
                 # the home is sold at its value then (the price index from the purchase); an ordinary bank loan
                 # beside the startlån, on the same schedule, has the first mortgage
                 settle_m = p.month(settle_at)
@@ -994,7 +997,7 @@ class Model:
         if end < p.n:
             self._loans_diff[p.month(end)] -= 1
         self.loans.append((hh.id, group, now, fin.startlan_nok, fin.bank_loan_nok, fin.grant_nok, price, rate,
-                           sl.term_years, default_at if default_at < p.n else math.nan,
+                           fin.term_years, default_at if default_at < p.n else math.nan,
                            settle_at if settle_at < p.n else math.nan, loss if settle_at < p.n else 0.0))
 
     # ------------------------------------------------------------------ other startlån borrowers

@@ -185,7 +185,8 @@ class Startlan(Section):
 
     stress_addon_points: DatedNonNeg = F(unit="%-points", doc="added to the loan rate when testing ability to pay", kind="policy")
     stress_floor_pct: DatedNonNeg = F(unit="%/year", doc="lowest rate ability to pay is tested at", kind="policy")
-    term_years: float = F(unit="years", doc="maximum term the payment is computed over", gt=0, le=50, kind="policy")
+    term_years: float = F(unit="years", doc="normal term the payment is computed over", gt=0, le=50, kind="policy")
+    long_term_years: float = F(unit="years", doc="longest term, for a household with lasting low income (the grant's means test) that cannot carry what it needs over term_years: tried before a grant", gt=0, le=50, kind="policy")
     max_share_of_price: float = F(unit="share of price + costs", doc="startlån cap as a share of price plus purchase costs: 1.0 is full financing, less is a top-up", gt=0, le=1.2, kind="policy")
     purchase_costs_share: float = F(unit="share of price", doc="fees and document duty on a purchase", ge=0, le=0.2)
     living_adult_nok_year: float = F(unit="NOK/year", doc="living costs per adult at period start (SIFO-style)", ge=0)
@@ -199,6 +200,13 @@ class Startlan(Section):
     default_resolution_months: float = F(unit="months", doc="time a loan stays in default before the loss is settled", gt=0)
     forced_sale_discount_share: Probability = F(unit="share of value", doc="what the sale of a defaulted borrower's home loses against its market value (lower price, costs of the sale); the startlån loses what the rest, after any bank loan, does not cover")
     municipality_loss_share: Probability = F(unit="share of loss", doc="the municipality's share of a loss (the state carries the rest)")
+
+    @model_validator(mode="after")
+    def _terms(self) -> "Startlan":
+        if self.long_term_years < self.term_years:
+            raise ValueError(f"long_term_years: {self.long_term_years:g} years is shorter than term_years "
+                             f"({self.term_years:g}); the long term must be at least the normal term")
+        return self
 
 
 class Round(Section):

@@ -140,11 +140,28 @@ def test_largest_loan_of_a_household_hand_worked():
     assert lending.annuity_principal(capacity, rate, 30) == pytest.approx(2_339_113, abs=5)
 
 
+def test_the_long_term_is_for_lasting_low_income_that_cannot_carry_the_loan_hand_worked():
+    # the household above: 12,916.67 a month at 5.25 % carries 2,339,113 over 30 years (360 payments); over 50
+    # years (600): (1.004375)^600 = 13.725762, 1 - 1/13.725762 = 0.927144, / 0.004375 = 211.9187 months' worth,
+    # so 12,916.67 * 211.9187 = 2,737,283
+    capacity = 155_000 / 12
+    assert lending.largest_loan(capacity, 5.25, 30, 50, 2_600_000, True) == (pytest.approx(2_737_283, abs=5), 50)
+    # what it needs fits in 30 years: the normal term, low income or not
+    assert lending.largest_loan(capacity, 5.25, 30, 50, 2_000_000, True) == (pytest.approx(2_339_113, abs=5), 30)
+    # not lasting low income: the normal term even when it falls short (and then no grant either)
+    assert lending.largest_loan(capacity, 5.25, 30, 50, 2_600_000, False) == (pytest.approx(2_339_113, abs=5), 30)
+    # no longer term in the scenario
+    assert lending.largest_loan(capacity, 5.25, 30, 30, 2_600_000, True) == (pytest.approx(2_339_113, abs=5), 30)
+    # the financing records the term it was sized over
+    f = lending.size_financing(2_500_000, 75_000, 0, 2_737_283, 1.0, True, 0.3, 400_000, 50)
+    assert f.approved and f.grant_nok == 0 and f.term_years == 50
+
+
 # ---------------------------------------------------------------------------------------------- loan size and grant
 def _fin(**kw):
     args = dict(price_nok=2_000_000, costs_nok=60_000, own_funds_nok=60_000, max_loan_nok=3_000_000,
                 startlan_max_share_of_price=1.0, grant_eligible=True, grant_max_share_of_price=0.3,
-                grant_max_nok=400_000)
+                grant_max_nok=400_000, term_years=30)
     args.update(kw)
     return lending.size_financing(**args)
 
@@ -284,7 +301,7 @@ def test_balance_decreases_in_months_whatever_the_rates(p, path, n, k):
        st.booleans(), st.floats(0, 0.5), st.floats(0, 1_000_000))
 def test_approved_financing_adds_up(price, cost_share, own, max_loan, share, eligible, gshare, gmax):
     costs = cost_share * price
-    f = lending.size_financing(price, costs, own, max_loan, share, eligible, gshare, gmax)
+    f = lending.size_financing(price, costs, own, max_loan, share, eligible, gshare, gmax, 30)
     if f.approved:
         # startlån + bank loan + grant + own funds used == price + costs
         total = f.startlan_nok + f.bank_loan_nok + f.grant_nok + f.own_funds_nok
@@ -307,7 +324,7 @@ def test_approved_financing_adds_up(price, cost_share, own, max_loan, share, eli
 @given(money, st.floats(0, 0.05), st.floats(0, 500_000), st.floats(0, 8_000_000), st.floats(0, 1_000_000))
 def test_more_capacity_never_turns_an_approval_into_a_refusal(price, cost_share, own, max_loan, extra):
     args = (price, cost_share * price, own)
-    rest = (1.0, True, 0.3, 400_000)
+    rest = (1.0, True, 0.3, 400_000, 30)
     if lending.size_financing(*args, max_loan, *rest).approved:
         assert lending.size_financing(*args, max_loan + extra, *rest).approved
 

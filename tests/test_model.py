@@ -363,7 +363,7 @@ def test_each_advice_spell_has_its_own_chance_to_clear_debt_problems(short):
 def test_a_loan_repaid_before_its_default_time_shows_no_default(short):
     """A default drawn for after the loan's term has ended never happens: loans.csv gives it no default date, and
     the loans with a default date are exactly the defaults counted (five-year loans over a ten-year run)."""
-    s = sc.with_overrides(short, {"period.end": "2019-12", "startlan.term_years": 5,
+    s = sc.with_overrides(short, {"period.end": "2019-12", "startlan.term_years": 5, "startlan.long_term_years": 5,
                                   "startlan.default_base_per_year": 0.05})
     rep = run_replication(s, 3, 0)
     loans = rep.loans
@@ -408,3 +408,21 @@ def test_a_rounds_cut_depends_on_its_month_not_on_the_rounds_before_it(short):
     assert len(alone) >= 2 and (alone < 100_000_000).all()  # cut, by different shares in different years
     assert alone[0] != alone[1]
     assert after == pytest.approx(alone / 2, rel=1e-12)  # half the round, the same cut
+
+
+def test_the_long_term_comes_before_a_grant(short):
+    """A household with lasting low income that cannot carry its loan over the normal term gets the long term
+    before a grant: with the long term some loans run 50 years, the grants paid are fewer and smaller (the same
+    households, by common random numbers), and the budget follows each loan over its own term."""
+    runs = {}
+    for years in (30, 50):
+        s = sc.with_overrides(short, {"startlan.long_term_years": years})
+        runs[years] = [run_replication(s, seed=4, replication=r) for r in range(2)]
+    loans = {y: pd.concat([r.loans for r in reps]) for y, reps in runs.items()}
+    assert set(loans[30]["term_years"]) == {30}
+    assert set(loans[50]["term_years"]) == {30, 50} and (loans[50]["term_years"] == 50).sum() > 10
+    assert loans[50]["tilskudd_nok"].sum() < loans[30]["tilskudd_nok"].sum()
+    assert (loans[50]["tilskudd_nok"] > 0).sum() < (loans[30]["tilskudd_nok"] > 0).sum()
+    # a grant goes only with a loan the household cannot carry over the long term: a 30-year loan with a grant
+    # would mean the long term was skipped
+    assert not ((loans[50]["term_years"] == 30) & (loans[50]["tilskudd_nok"] > 0)).any()

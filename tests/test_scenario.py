@@ -190,6 +190,7 @@ def _error(tmp_path, body):
     ("[frame]\nrounds = [{month = 2, share = 0.5}, {month = 2, share = 0.5}]\n", "frame", "out of order"),
     # other rules
     ("[frame]\nrounds = [{month = 2, share = 0.5}]\n", "frame", "sum to 1"),
+    ("[startlan]\nlong_term_years = 25\n", "startlan", "long_term_years: 25 years is shorter than term_years"),
     ("[frame]\nrounds = [{month = 13, share = 1.0}]\n", "frame.rounds.0.month", "at most 12"),
     ("[market]\nhusbanken_rate_pct = {2012 = 2.0}\n", "market.husbanken_rate_pct", "period start"),
     ('[period]\nstart = "2012-13"\n', "period.start", "month must be 01 to 12"),
