@@ -22,7 +22,10 @@ def source_problems(data: dict) -> list[str]:
     leaves = [path for path, _ in sc.iter_leaves({k: v for k, v in data.items() if k not in NOT_FIGURES})]
     problems = [f"{p}: no [sources] entry" for p in leaves if p not in sources]
     for key, text in sources.items():
-        if not (text.strip().lower().startswith("assumption") or CITATION.search(text)):
+        assumption = re.match(r"\s*assumption\b\s*(:\s*(\S.*))?", text, re.IGNORECASE | re.DOTALL)
+        if assumption and not assumption.group(2):
+            problems.append(f"{key}: {text!r} is an assumption without its reason ('assumption: why')")
+        elif not (assumption or CITATION.search(text)):
             problems.append(f"{key}: {text!r} is neither a citation nor 'assumption: why'")
     return problems
 
@@ -42,14 +45,20 @@ def test_every_number_in_drammen_has_a_source():
     # and every [sources] entry names a real key (a typo there would hide a missing source)
     known = set(sc.leaf_paths(sc.Scenario))
     assert not [k for k in data["sources"] if k not in known]
+    # "DOMAIN" in a source is the project's own notes, next to the scenario
+    assert (DRAMMEN.parent / "DOMAIN.md").is_file()
 
 
 def test_the_source_check_catches_a_number_without_a_source():
     data = tomllib.loads(DRAMMEN.read_text(encoding="utf-8"))
     data["stock"]["new_figure"] = 12
     data["sources"]["stock.family_share"] = "my guess"
+    data["sources"]["stock.dedicated_share"] = "assumption"
+    data["sources"]["stock.sellable_share"] = "Assumption:  "
     del data["sources"]["frame.patience_months"]
     problems = source_problems(data)
+    assert any(p.startswith("stock.dedicated_share: 'assumption' is an assumption without its reason") for p in problems)
+    assert any(p.startswith("stock.sellable_share: 'Assumption:  ' is an assumption without") for p in problems)
     assert any(p.startswith("stock.new_figure: no [sources]") for p in problems)
     assert any(p.startswith("frame.patience_months: no [sources]") for p in problems)
     assert any(p.startswith("stock.family_share: 'my guess'") for p in problems)
