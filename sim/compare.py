@@ -36,15 +36,22 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
         sel = years == year
         ga, gb = va[sel], vb[sel]
         d = ga - gb
-        n = len(d)
-        mean = d.mean(axis=0)
-        if n > 1:
-            # the t quantile (what scipy.stats.t.ppf computes, without its per-call overhead)
-            half = special.stdtrit(n - 1, 0.5 + level / 2) * d.std(axis=0, ddof=1) / np.sqrt(n)
+        if np.isnan(d).any():  # a mean wait in a year without a loan granted is empty: pair where both have one
+            n = (~np.isnan(d)).sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.nanmean(d, axis=0) if n.all() else np.array([np.nanmean(c) if k else np.nan
+                                                                       for c, k in zip(d.T, n)])
+                sd = np.array([np.nanstd(c, ddof=1) if k > 1 else np.nan for c, k in zip(d.T, n)])
+            ma = np.array([np.nanmean(c) if (~np.isnan(c)).any() else np.nan for c in ga.T])
+            mb = np.array([np.nanmean(c) if (~np.isnan(c)).any() else np.nan for c in gb.T])
         else:
-            half = np.full(len(outcomes), np.nan)
-        ma, mb = ga.mean(axis=0), gb.mean(axis=0)
-        rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], n)
+            n = np.full(len(outcomes), len(d))
+            mean, sd = d.mean(axis=0), d.std(axis=0, ddof=1) if len(d) > 1 else np.full(len(outcomes), np.nan)
+            ma, mb = ga.mean(axis=0), gb.mean(axis=0)
+        # the t quantile (what scipy.stats.t.ppf computes, without its per-call overhead)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            half = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2) * sd / np.sqrt(n), np.nan)
+        rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], int(n[i]))
                     for i, o in enumerate(outcomes))
     return pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
                                        "difference_low90", "difference_high90", "replications"])
@@ -54,7 +61,7 @@ def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
     """Each replication's outcomes over the whole period: flows summed; the line for the frame (a level) averaged
     over the years; the wait for the frame the mean over every loan granted in the period (all months waited over
     all loans granted, so a busy year weighs as many loans as it granted, and a year with none does not count;
-    0 if no loan was granted at all)."""
+    empty (NaN) if no loan was granted at all)."""
     outcomes = [o for o in outcomes if o in yearly.columns]
     averaged = {"frame_wait_months_mean", "waiting_for_frame"}
     by_replication = yearly.groupby("replication")
@@ -63,7 +70,7 @@ def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
     if "frame_wait_months_mean" in outcomes and {"frame_wait_months_sum", "frame_approved"} <= set(yearly.columns):
         waited = by_replication[["frame_wait_months_sum", "frame_approved"]].sum()
         means["frame_wait_months_mean"] = (waited["frame_wait_months_sum"]
-                                           / waited["frame_approved"].where(waited["frame_approved"] > 0)).fillna(0.0)
+                                           / waited["frame_approved"].where(waited["frame_approved"] > 0))
     out = pd.concat([summed, means], axis=1)[outcomes].reset_index()
     out["year"] = 0
     return out
@@ -86,10 +93,13 @@ def load_yearly(ref: str):
         table = read_csv(folder / "yearly.csv")
     except (ValueError, OSError) as exc:
         raise UserError(f"{folder}: cannot read its manifest.json and yearly.csv ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{folder}/manifest.json: not a manifest written by lte (a JSON object of keys is "
+                        "expected); run it again")
     missing = [c for c in ("replication", "year") if c not in table.columns]
-    if missing or not isinstance(manifest, dict):
-        raise UserError(f"{folder}/yearly.csv: not a table written by lte (no {' or '.join(missing) or 'manifest'} "
-                        "column); run it again")
+    if missing:
+        raise UserError(f"{folder}/yearly.csv: not a table written by lte (no {' or '.join(missing)} column); "
+                        "run it again")
     if point != "":
         if "point" not in table.columns:
             raise UserError(f"{ref}: {folder} is a run, not a sweep; leave out ':{point}'")

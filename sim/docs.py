@@ -86,7 +86,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "rent_income_nok": ("NOK", "rent from let municipal dwellings (the month-end rent roll, per month)"),
     # yearly only
     "new_owners": ("households", "new_owners_municipal + new_owners_private (yearly tables)"),
-    "frame_wait_months_mean": ("months", "mean wait for the frame of those granted in the year (yearly tables)"),
+    "frame_wait_months_mean": ("months", "mean wait for the frame of those granted in the year (yearly tables; empty in a year no loan was granted)"),
 }
 
 

@@ -180,9 +180,8 @@ def yearly(monthly: pd.DataFrame, keys: Iterable[str] = ("replication",)) -> pd.
     out[levels] = groups[levels].last()
     out = out.reset_index()
     out["new_owners"] = out["new_owners_municipal"] + out["new_owners_private"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["frame_wait_months_mean"] = np.where(out["frame_approved"] > 0,
-                                                 out["frame_wait_months_sum"] / out["frame_approved"].where(out["frame_approved"] > 0, 1), 0.0)
+    # empty (NaN) in a year without a loan granted: nobody waited and got one, which is not a wait of 0
+    out["frame_wait_months_mean"] = out["frame_wait_months_sum"] / out["frame_approved"].where(out["frame_approved"] > 0)
     ordered = keys + ["year"] + [c for c in MONTHLY_COLUMNS if c in out.columns] + ["new_owners", "frame_wait_months_mean"]
     return out[ordered]
 

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError,
+                      field_validator, model_validator)
 
 from sim.errors import ScenarioError
 from sim.timeline import YearMonth, months_between, parse_dated
 
 KINDS = ("fact", "policy", "exogenous", "behavioural")
+MAX_YEARS = 100  # the longest period a scenario may run
 
 
 def F(default: Any = ..., *, unit: str, doc: str, kind: str = "fact", **constraints: Any) -> Any:
@@ -56,13 +59,16 @@ def _dated(ge: float | None = None, le: float | None = None, gt: float | None = 
 
 
 def _year_month(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-\d{2}", str(value).strip()):
+        raise ValueError(f"{value!r} is not a year-month (YYYY-MM, e.g. \"2030-12\"): write the month too")
     return str(YearMonth.parse(value))
 
 
-Dated = _dated()
-DatedNonNeg = _dated(ge=0)
-DatedPositive = _dated(gt=0)
 DatedProbability = _dated(ge=0, le=1)
+DatedIndex = _dated(gt=0, le=1000)  # an index, 1.0 at period start: a thousandfold rise is a typo
+DatedRatePct = _dated(ge=0, le=30)  # a rate in percent a year (4.5, not 45)
+DatedCount = _dated(ge=0, le=1_000_000)  # households or dwellings a year
+DatedNok = _dated(ge=0, le=1e12)  # NOK a year
 Month = Annotated[str, AfterValidator(_year_month)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
@@ -99,6 +105,8 @@ class Period(Section):
             raise ValueError(f"dates out of order: start {s} must not come after end {e} (the end month is included)")
         if not s <= p <= e:
             raise ValueError(f"dates out of order: programme_start {p} must lie between start {s} and end {e}")
+        if months_between(s, e) >= MAX_YEARS * 12:
+            raise ValueError(f"the period from {s} to {e} is longer than {MAX_YEARS} years")
         return self
 
     @property
@@ -109,95 +117,95 @@ class Period(Section):
 class Stock(Section):
     """The municipal rental stock at the start of the period."""
 
-    initial_units: int = F(unit="dwellings", doc="municipal rental dwellings at period start", ge=1)
+    initial_units: int = F(unit="dwellings", doc="municipal rental dwellings at period start", ge=1, le=1_000_000)
     family_share: Probability = F(unit="share", doc="share of dwellings with 3+ rooms (family dwellings)")
     dedicated_share: Probability = F(unit="share", doc="share dedicated to groups with staff on site; never for sale")
     sellable_share: Probability = F(unit="share", doc="share of the other dwellings the municipality is willing to sell")
     initial_occupancy: Probability = F(unit="share", doc="share of dwellings let at period start")
-    relet_delay_months: float = F(unit="months", doc="time from a dwelling falling vacant to the next tenant moving in", ge=0)
-    value_small_nok: float = F(unit="NOK", doc="market value of a small municipal dwelling at period start", gt=0)
-    value_family_nok: float = F(unit="NOK", doc="market value of a family municipal dwelling at period start", gt=0)
-    rent_small_nok_month: float = F(unit="NOK/month", doc="monthly rent of a small dwelling at period start", ge=0)
-    rent_family_nok_month: float = F(unit="NOK/month", doc="monthly rent of a family dwelling at period start", ge=0)
+    relet_delay_months: float = F(unit="months", doc="time from a dwelling falling vacant to the next tenant moving in", ge=0, le=240)
+    value_small_nok: float = F(unit="NOK", doc="market value of a small municipal dwelling at period start", gt=0, le=1e9)
+    value_family_nok: float = F(unit="NOK", doc="market value of a family municipal dwelling at period start", gt=0, le=1e9)
+    rent_small_nok_month: float = F(unit="NOK/month", doc="monthly rent of a small dwelling at period start", ge=0, le=1e6)
+    rent_family_nok_month: float = F(unit="NOK/month", doc="monthly rent of a family dwelling at period start", ge=0, le=1e6)
 
 
 class Households(Section):
     """Who comes into municipal housing, and what they bring."""
 
-    arrivals_per_year: DatedNonNeg = F(unit="households/year", doc="households joining the waiting list (incl. refugees settled)", kind="exogenous")
-    initial_waiting_list: int = F(unit="households", doc="households on the waiting list at period start", ge=0)
-    waiting_patience_months: float = F(unit="months", doc="mean time a household waits for a dwelling before finding another solution", gt=0, kind="behavioural")
-    exit_rate_per_year: float = F(unit="1/year", doc="hazard of a tenant leaving by other routes (private rental, moving away)", ge=0, kind="behavioural")
-    initial_tenure_max_years: float = F(unit="years", doc="initial tenants moved in uniformly within this many years before start", gt=0)
+    arrivals_per_year: DatedCount = F(unit="households/year", doc="households joining the waiting list (incl. refugees settled)", kind="exogenous")
+    initial_waiting_list: int = F(unit="households", doc="households on the waiting list at period start", ge=0, le=1_000_000)
+    waiting_patience_months: float = F(unit="months", doc="mean time a household waits for a dwelling before finding another solution", gt=0, kind="behavioural", le=1200)
+    exit_rate_per_year: float = F(unit="1/year", doc="hazard of a tenant leaving by other routes (private rental, moving away)", ge=0, kind="behavioural", le=12)
+    initial_tenure_max_years: float = F(unit="years", doc="initial tenants moved in uniformly within this many years before start", gt=0, le=100)
     share_with_children: Probability = F(unit="share", doc="share of households with children")
-    mean_children: float = F(unit="children", doc="mean number of children in households with children", ge=1)
+    mean_children: float = F(unit="children", doc="mean number of children in households with children", ge=1, le=15)
     share_two_adults: Probability = F(unit="share", doc="share of households with two adults (the rest have one)")
     share_immigrant: Probability = F(unit="share", doc="share of households with immigrant background")
     share_introduction_programme: Probability = F(unit="share", doc="share of immigrant households arriving in the introduction programme")
-    introduction_months: float = F(unit="months", doc="length of the introduction programme", gt=0)
-    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax of a one-adult household not in the programme, at period start", gt=0)
-    income_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of income after tax", ge=0)
-    second_adult_income_share: float = F(unit="ratio", doc="a second adult adds this share of the median to household income", ge=0)
-    introduction_income_nok_year: float = F(unit="NOK/year", doc="income after tax per adult while in the introduction programme, at period start", gt=0)
+    introduction_months: float = F(unit="months", doc="length of the introduction programme", gt=0, le=240)
+    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax of a one-adult household not in the programme, at period start", gt=0, le=1e8)
+    income_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of income after tax", ge=0, le=3)
+    second_adult_income_share: float = F(unit="ratio", doc="a second adult adds this share of the median to household income", ge=0, le=5)
+    introduction_income_nok_year: float = F(unit="NOK/year", doc="income after tax per adult while in the introduction programme, at period start", gt=0, le=1e8)
     work_after_introduction_probability: Probability = F(unit="share", doc="share who move into work after the programme (others keep a low income)", kind="behavioural")
-    savings_mean_nok: float = F(unit="NOK", doc="mean savings on arrival (exponentially distributed)", ge=0)
+    savings_mean_nok: float = F(unit="NOK", doc="mean savings on arrival (exponentially distributed)", ge=0, le=1e9)
     debt_problems_share: Probability = F(unit="share", doc="share with debt problems: payments on other debt, and no loan until advice clears the problems (the payments remain)")
 
 
 class Market(Section):
     """Exogenous paths: prices, rates, incomes."""
 
-    price_index: DatedPositive = F(unit="index", doc="house price index, 1.0 at period start", kind="exogenous")
-    husbanken_rate_pct: DatedNonNeg = F(unit="%/year", doc="Husbanken's floating rate", kind="exogenous")
-    income_index: DatedPositive = F(unit="index", doc="income growth index, 1.0 at period start", kind="exogenous")
-    cost_index: DatedPositive = F(unit="index", doc="consumer price index for living costs, 1.0 at period start", kind="exogenous")
-    private_price_small_nok: float = F(unit="NOK", doc="median price of a small dwelling bought privately, at period start", gt=0)
-    private_price_family_nok: float = F(unit="NOK", doc="median price of a family dwelling bought privately, at period start", gt=0)
-    price_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of private purchase prices", ge=0)
+    price_index: DatedIndex = F(unit="index", doc="house price index, 1.0 at period start", kind="exogenous")
+    husbanken_rate_pct: DatedRatePct = F(unit="%/year", doc="Husbanken's floating rate", kind="exogenous")
+    income_index: DatedIndex = F(unit="index", doc="income growth index, 1.0 at period start", kind="exogenous")
+    cost_index: DatedIndex = F(unit="index", doc="consumer price index for living costs, 1.0 at period start", kind="exogenous")
+    private_price_small_nok: float = F(unit="NOK", doc="median price of a small dwelling bought privately, at period start", gt=0, le=1e9)
+    private_price_family_nok: float = F(unit="NOK", doc="median price of a family dwelling bought privately, at period start", gt=0, le=1e9)
+    price_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of private purchase prices", ge=0, le=3)
 
 
 class Programme(Section):
     """Leie til eie: screening, advice, and how tenants buy."""
 
-    advisers: int = F(unit="advisers", doc="advisers working on leie til eie", ge=0, kind="policy")
-    households_per_adviser: int = F(unit="households", doc="households one adviser follows at a time", ge=1)
-    screening_rate_per_year: DatedNonNeg = F(unit="1/year", doc="rate at which a tenant is assessed for ownership potential", kind="behavioural")
+    advisers: int = F(unit="advisers", doc="advisers working on leie til eie", ge=0, kind="policy", le=100_000)
+    households_per_adviser: int = F(unit="households", doc="households one adviser follows at a time", ge=1, le=10_000)
+    screening_rate_per_year: _dated(ge=0, le=120) = F(unit="1/year", doc="rate at which a tenant is assessed for ownership potential", kind="behavioural")
     potential_share: DatedProbability = F(unit="share", doc="share of assessed tenants found to have ownership potential", kind="behavioural")
-    advice_months_mean: float = F(unit="months", doc="mean duration of advice (gamma distributed)", gt=0, kind="behavioural")
-    advice_months_cv: float = F(unit="ratio", doc="coefficient of variation of the advice duration", gt=0)
+    advice_months_mean: float = F(unit="months", doc="mean duration of advice (gamma distributed)", gt=0, kind="behavioural", le=240)
+    advice_months_cv: float = F(unit="ratio", doc="coefficient of variation of the advice duration", gt=0, le=10)
     dropout_probability: Probability = F(unit="share", doc="share of advised households who drop out", kind="behavioural")
-    saving_during_advice_nok_month: float = F(unit="NOK/month", doc="what an advised household saves each month of advice", ge=0)
+    saving_during_advice_nok_month: float = F(unit="NOK/month", doc="what an advised household saves each month of advice", ge=0, le=1e7)
     debt_clear_probability: Probability = F(unit="share", doc="chance that an advice spell clears a household's debt problems (each spell its own chance)", kind="behavioural")
     buy_own_share: Probability = F(unit="share", doc="share of buyers who buy their own dwelling when it is for sale", kind="behavioural")
     sell_to_tenants: bool = F(unit="yes/no", doc="whether the municipality sells sellable dwellings to their tenants", kind="policy")
-    replacement_ratio: DatedNonNeg = F(unit="dwellings/sale", doc="dwellings bought for each dwelling sold to a tenant (at the sale's date)", kind="policy")
-    replacements_ahead: float = F(0.0, unit="dwellings", doc="dwellings the municipality buys at the programme start, ahead of any sale (rounded)", ge=0, kind="policy")
-    replacement_delay_months: float = F(unit="months", doc="time from a sale to the replacement purchase (how fast the municipality buys in practice)", ge=0, kind="behavioural")
-    search_months_mean: float = F(unit="months", doc="mean time from approval to a private purchase (exponential)", gt=0, kind="behavioural")
+    replacement_ratio: _dated(ge=0, le=10) = F(unit="dwellings/sale", doc="dwellings bought for each dwelling sold to a tenant (at the sale's date)", kind="policy")
+    replacements_ahead: float = F(0.0, unit="dwellings", doc="dwellings the municipality buys at the programme start, ahead of any sale (rounded)", ge=0, kind="policy", le=1_000_000)
+    replacement_delay_months: float = F(unit="months", doc="time from a sale to the replacement purchase (how fast the municipality buys in practice)", ge=0, kind="behavioural", le=240)
+    search_months_mean: float = F(unit="months", doc="mean time from approval to a private purchase (exponential)", gt=0, kind="behavioural", le=240)
     search_success_probability: Probability = F(unit="share", doc="share of approved private searchers who find a home", kind="behavioural")
-    closing_months_own: float = F(unit="months", doc="time from approval to buying one's own municipal dwelling", ge=0)
-    reapply_after_months: float = F(unit="months", doc="time before a refused or gave-up tenant is referred again", gt=0)
+    closing_months_own: float = F(unit="months", doc="time from approval to buying one's own municipal dwelling", ge=0, le=240)
+    reapply_after_months: float = F(unit="months", doc="time before a refused or gave-up tenant is referred again", gt=0, le=240)
     max_attempts: int = F(unit="attempts", doc="times a tenant goes through advice and application at most", ge=1, le=4)
 
 
 class Startlan(Section):
     """Startlån: ability to pay, loan sizing, interest, default and loss."""
 
-    stress_addon_points: DatedNonNeg = F(unit="%-points", doc="added to the loan rate when testing ability to pay", kind="policy")
-    stress_floor_pct: DatedNonNeg = F(unit="%/year", doc="lowest rate ability to pay is tested at", kind="policy")
+    stress_addon_points: DatedRatePct = F(unit="%-points", doc="added to the loan rate when testing ability to pay", kind="policy")
+    stress_floor_pct: DatedRatePct = F(unit="%/year", doc="lowest rate ability to pay is tested at", kind="policy")
     term_years: float = F(unit="years", doc="normal term the payment is computed over", gt=0, le=50, kind="policy")
     long_term_years: float = F(unit="years", doc="longest term, for a household with lasting low income (the grant's means test) that cannot carry what it needs over term_years: tried before a grant", gt=0, le=50, kind="policy")
     max_share_of_price: float = F(unit="share of price + costs", doc="startlån cap as a share of price plus purchase costs: 1.0 is full financing, less is a top-up", gt=0, le=1.2, kind="policy")
     purchase_costs_share: float = F(unit="share of price", doc="fees and document duty on a purchase", ge=0, le=0.2)
-    living_adult_nok_year: float = F(unit="NOK/year", doc="living costs per adult at period start (SIFO-style)", ge=0)
-    living_child_nok_year: float = F(unit="NOK/year", doc="living costs per child at period start", ge=0)
-    living_household_nok_year: float = F(unit="NOK/year", doc="fixed living costs per household at period start", ge=0)
-    other_debt_nok_year: float = F(unit="NOK/year", doc="payments on other debt of a household with debt problems, deducted from its ability to pay also after advice clears the problems", ge=0)
+    living_adult_nok_year: float = F(unit="NOK/year", doc="living costs per adult at period start (SIFO-style)", ge=0, le=1e8)
+    living_child_nok_year: float = F(unit="NOK/year", doc="living costs per child at period start", ge=0, le=1e8)
+    living_household_nok_year: float = F(unit="NOK/year", doc="fixed living costs per household at period start", ge=0, le=1e8)
+    other_debt_nok_year: float = F(unit="NOK/year", doc="payments on other debt of a household with debt problems, deducted from its ability to pay also after advice clears the problems", ge=0, le=1e8)
     municipal_margin_points: float = F(unit="%-points", doc="municipality's margin over Husbanken's rate", ge=0, le=0.25, kind="policy")
-    default_base_per_year: float = F(unit="1/year", doc="default hazard of a borrower at the reference payment burden", ge=0, kind="behavioural")
-    default_burden_elasticity: float = F(unit="1/burden", doc="how steeply the hazard rises with payment burden", ge=0)
+    default_base_per_year: float = F(unit="1/year", doc="default hazard of a borrower at the reference payment burden", ge=0, kind="behavioural", le=12)
+    default_burden_elasticity: float = F(unit="1/burden", doc="how steeply the hazard rises with payment burden", ge=0, le=100)
     default_reference_burden: Probability = F(unit="payment/income", doc="burden at which the hazard is the base")
-    default_resolution_months: float = F(unit="months", doc="time a loan stays in default before the loss is settled", gt=0)
+    default_resolution_months: float = F(unit="months", doc="time a loan stays in default before the loss is settled", gt=0, le=240)
     forced_sale_discount_share: Probability = F(unit="share of value", doc="what the sale of a defaulted borrower's home loses against its market value (lower price, costs of the sale); the startlån loses what the rest, after any bank loan, does not cover")
     municipality_loss_share: Probability = F(unit="share of loss", doc="the municipality's share of a loss (the state carries the rest)")
 
@@ -218,12 +226,12 @@ class Round(Section):
 class Frame(Section):
     """The yearly startlån frame from Husbanken and how it is rationed."""
 
-    yearly_nok: DatedNonNeg = F(unit="NOK/year", doc="frame applied for and granted each year, before any cut", kind="policy")
+    yearly_nok: DatedNok = F(unit="NOK/year", doc="frame applied for and granted each year, before any cut", kind="policy")
     rounds: list[Round] = F(unit="rounds", doc="allocation rounds in a year: month, share, largest random cut", kind="policy")
     earmark_lte_share: Probability = F(0.0, unit="share of frame", doc="share reserved for leie-til-eie tenants", kind="policy")
     priority: Literal["first_come", "families_first", "lte_first", "smallest_loan_first"] = F(
         "first_come", unit="rule", doc="order in which waiting applicants are served", kind="policy")
-    patience_months: float = F(unit="months", doc="mean time an approved applicant waits for the frame before giving up", gt=0, kind="behavioural")
+    patience_months: float = F(unit="months", doc="mean time an approved applicant waits for the frame before giving up", gt=0, kind="behavioural", le=1200)
     carry_over: bool = F(False, unit="yes/no", doc="whether frame left at year end carries into the next year", kind="policy")
 
     @model_validator(mode="after")
@@ -242,21 +250,21 @@ class Frame(Section):
 class Tilskudd(Section):
     """Tilskudd til etablering: the means-tested establishment grant."""
 
-    budget_nok_year: DatedNonNeg = F(unit="NOK/year", doc="grant budget each year", kind="policy")
+    budget_nok_year: DatedNok = F(unit="NOK/year", doc="grant budget each year", kind="policy")
     max_share_of_price: Probability = F(unit="share of price", doc="largest grant as a share of price", kind="policy")
-    max_nok: float = F(unit="NOK", doc="largest grant", ge=0, kind="policy")
-    income_limit_nok_year: float = F(unit="NOK/year", doc="means test: income after tax at or below this (at period start, follows the income index)", ge=0, kind="policy")
-    writedown_years: float = F(unit="years", doc="grant written down evenly over this many years", gt=0)
+    max_nok: float = F(unit="NOK", doc="largest grant", ge=0, kind="policy", le=1e9)
+    income_limit_nok_year: float = F(unit="NOK/year", doc="means test: income after tax at or below this (at period start, follows the income index)", ge=0, kind="policy", le=1e9)
+    writedown_years: float = F(unit="years", doc="grant written down evenly over this many years", gt=0, le=100)
 
 
 class OtherBorrowers(Section):
     """Startlån borrowers from outside the municipal stock, drawing on the same frame."""
 
-    applicants_per_year: DatedNonNeg = F(unit="households/year", doc="approved-in-principle applicants per year", kind="behavioural")
-    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax of a one-adult household at period start (a second adult adds households.second_adult_income_share)", gt=0)
-    income_sigma_log: float = F(unit="log NOK", doc="spread of income", ge=0)
+    applicants_per_year: DatedCount = F(unit="households/year", doc="startlån applicants a year from outside the municipal stock; they meet the same tests, and many are refused or find no home", kind="behavioural")
+    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax of a one-adult household at period start (a second adult adds households.second_adult_income_share)", gt=0, le=1e8)
+    income_sigma_log: float = F(unit="log NOK", doc="spread of income", ge=0, le=3)
     share_with_children: Probability = F(unit="share", doc="share of households with children")
-    savings_mean_nok: float = F(unit="NOK", doc="mean own funds (exponentially distributed)", ge=0)
+    savings_mean_nok: float = F(unit="NOK", doc="mean own funds (exponentially distributed)", ge=0, le=1e9)
 
 
 class Calibration(Section):
@@ -281,7 +289,27 @@ class Calibration(Section):
                 raise ValueError(f"parameters: {key!r} is a {kind} key; calibration fits behavioural keys only")
             if len(bounds) != 2 or not bounds[0] < bounds[1]:
                 raise ValueError(f"parameters: {key!r} needs a range [low, high] with low < high")
+            info = field_info(path)
+            check = TypeAdapter(Annotated[info.annotation, *info.metadata])
+            for bound in bounds:
+                try:
+                    check.validate_python(bound)
+                except ValidationError as exc:
+                    rule = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                    raise ValueError(f"parameters: {key!r}: the range's end {bound:g} is not a value {path} can "
+                                     f"take ({rule})") from None
         return self
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _ranges_are_numbers(cls, value: Any) -> Any:
+        """A range is two numbers written as numbers ([2, 12]; not ["2", "12"] or [false, true])."""
+        if isinstance(value, dict):
+            for key, bounds in value.items():
+                if not isinstance(bounds, list) or not all(
+                        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
+                    raise ValueError(f"{key!r}: a range is two numbers [low, high], got {bounds!r}")
+        return value
 
 
 class Scenario(Section):
@@ -290,7 +318,7 @@ class Scenario(Section):
     name: str = F(unit="text", doc="short name; used for the default output folder", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = F("", unit="text", doc="what this scenario is for")
     seed: int = F(1, unit="integer", doc="default seed for replications (the --seed flag overrides)", ge=0)
-    replications: int = F(20, unit="runs", doc="default number of replications (--replications overrides)", ge=1)
+    replications: int = F(20, unit="runs", doc="default number of replications (--replications overrides)", ge=1, le=100_000)
     period: Period = Period()
     stock: Stock
     households: Households
@@ -312,6 +340,16 @@ class Scenario(Section):
                 if first > start:
                     raise ValueError(f"{path}: the first dated value ({first}) comes after the period start ({start}); "
                                      "give a value in force at the start")
+        for key in self.calibration.parameters:
+            path, _, date = key.partition("@")
+            if date:
+                table = self.model_dump(include={path.split(".")[0]})
+                for part in path.split("."):
+                    table = table[part]
+                dates = [str(when) for when, _ in parse_dated(table)] if isinstance(table, dict) else []
+                if _canonical_date(date) not in dates:
+                    raise ValueError(f"calibration.parameters: {key!r}: {path} has no entry dated {date} "
+                                     f"(its entries: {', '.join(dates) or 'one value, no dates'})")
         known = set(leaf_paths(Scenario))
         for key in self.sources:
             if key not in known:
@@ -320,6 +358,14 @@ class Scenario(Section):
 
 
 _DATE_KEY = re.compile(r"^\d{4}(-\d{2})?$")
+
+
+def _canonical_date(text: str) -> str:
+    """A dated table's key as parse_dated writes it (2015 -> 2015-01), or the text itself if it is not a date."""
+    try:
+        return str(YearMonth.parse(text))
+    except ValueError:
+        return text
 
 
 def iter_leaves(tree: dict, prefix: str = ""):

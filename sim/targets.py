@@ -123,7 +123,7 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
     start = YearMonth.parse(scenario.period.start)
     end = YearMonth.parse(scenario.period.end)
     cutoff = YearMonth.parse(until) if until else None
-    problems, out = [], []
+    problems, out, seen = [], [], {}
     for i, rec in enumerate(df.to_dict("records")):
         line = i + 2
         key = f"row {line}"
@@ -148,6 +148,7 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
             problems.append((f"{key}.date", f"{rec['date']} lies outside the simulated period {start} to {end}"))
             continue
         nums = {}
+        kind = QUANTITIES[q][1]
         for c in ("value", "lower", "upper"):
             text = rec[c].strip()
             try:
@@ -155,6 +156,19 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
             except ValueError:
                 problems.append((f"{key}.{c}", f"{text!r} is not a number"))
                 nums[c] = None
+                continue
+            v = nums[c]
+            if v is None:
+                continue
+            if not math.isfinite(v) or v < 0 or (kind in ("share", "rate") and v > 1):
+                rule = "a share from 0 to 1" if kind in ("share", "rate") else "a number of at least 0"
+                problems.append((f"{key}.{c}", f"{text!r}: {q} must be {rule}"))
+                nums[c] = None
+        when = rec["date"].strip()
+        if (when, q) in seen:
+            problems.append((key, f"{q} at {when} is listed twice (row {seen[(when, q)]} and row {line}); keep one"))
+            continue
+        seen[(when, q)] = line
         if all(v is None for v in nums.values()):
             problems.append((key, "needs a value, or a lower or upper bound"))
             continue

@@ -130,13 +130,21 @@ def test_fit_is_applied_and_posterior_drawn(small, tmp_path):
     ("2013-01-01,cumulative_owners,,,,x,y", "needs a value"),
     ("13/01/2013,cumulative_owners,5,,,x,y", "not an ISO date"),
     ("2013-02-30,cumulative_owners,5,,,x,y", "not an ISO date"),
+    # figures no count, sum or share can be (a NaN once made a fit run for ever)
+    ("2013-01-01,cumulative_owners,nan,,,x,y", "'nan': cumulative_owners must be a number of at least 0"),
+    ("2013-01-01,cumulative_owners,-100,,,x,y", "must be a number of at least 0"),
+    ("2013-01-01,startlan_disbursed_nok_year,,inf,,x,y", "must be a number of at least 0"),
+    ("2015-06-30,share_immigrant_background_municipal_buyers,1.7,,,x,y", "must be a share from 0 to 1"),
+    ("2017-11-20,startlan_default_rate,-0.5,,,x,y", "must be a share from 0 to 1"),
+    # the same figure twice, with two values
+    ("2013-01-01,cumulative_owners,5,,,x,y\n2013-01-01,cumulative_owners,7,,,x,y", "listed twice (row 2 and row 3)"),
 ])
 def test_targets_errors(tmp_path, drammen, row, rule):
     f = tmp_path / "t.csv"
     f.write_text("date,quantity,value,lower,upper,scope,source\n" + row + "\n")
     with pytest.raises(ScenarioError) as info:
         tg.load_targets(f, drammen)
-    assert str(f) in str(info.value) and "row 2" in str(info.value) and rule in str(info.value)
+    assert str(f) in str(info.value) and "row " in str(info.value) and rule in str(info.value)
 
 
 def test_a_target_is_computed_at_its_day(drammen):
@@ -165,8 +173,17 @@ def test_calibration_parameters_must_be_behavioural(tmp_path):
     with pytest.raises(ScenarioError, match="behavioural"):
         sc.load(f)
     f.write_text(f'extends = "{DRAMMEN.as_posix()}"\n[calibration]\nparameters = {{ "programme.potential_share@2013" = [0.1, 0.2] }}\n')
-    with pytest.raises(ScenarioError, match="no dated entry 2013"):
-        cal.make_problem(sc.load(f).scenario, [tg.Target(0, "2013-01-01", "2013-01", "cumulative_owners", 1.0, None, None, "", "")], 1, str(f))
+    with pytest.raises(ScenarioError, match="calibration.parameters: 'programme.potential_share@2013': "
+                                            "programme.potential_share has no entry dated 2013"):
+        sc.load(f)  # refused when the file is read, as lte validate and lte run read it, not when a fit starts
+    # a range the key cannot take, or written as text or yes/no
+    for body, rule in (('"programme.dropout_probability" = [0.0, 3.0]', "the range's end 3 is not a value"),
+                       ('"frame.patience_months" = [-5.0, 12.0]', "the range's end -5 is not a value"),
+                       ('"frame.patience_months" = ["2", "12"]', "a range is two numbers"),
+                       ('"programme.dropout_probability" = [false, true]', "a range is two numbers")):
+        f.write_text(f'extends = "{DRAMMEN.as_posix()}"\n[calibration]\nparameters = {{ {body} }}\n')
+        with pytest.raises(ScenarioError, match=rule):
+            sc.load(f)
 
 
 def test_run_draws_parameters_from_the_posterior(small, tmp_path):

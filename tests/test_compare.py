@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from sim.cli import cli
 from sim.compare import paired_difference, period_totals
+from sim.runner import yearly
 
 from .conftest import write_variant
 
@@ -47,9 +48,25 @@ def test_period_totals_sum_flows_and_average_waits():
     assert list(t["new_owners"]) == [5, 9] and list(t["frame_wait_months_mean"]) == [2.5, 2.0]
     assert list(t["waiting_for_frame"]) == [5.0, 0.5]
     assert set(t["year"]) == {0}
-    # no loan granted in the whole period: no wait
-    none = y.assign(frame_wait_months_sum=0.0, frame_approved=0, frame_wait_months_mean=0.0)
-    assert list(period_totals(none)["frame_wait_months_mean"]) == [0.0, 0.0]
+    # no loan granted in the whole period: no mean wait (empty), not a wait of 0
+    none = y.assign(frame_wait_months_sum=0.0, frame_approved=0, frame_wait_months_mean=float("nan"))
+    assert period_totals(none)["frame_wait_months_mean"].isna().all()
+
+
+def test_a_year_without_a_loan_granted_has_no_mean_wait_and_compares_where_both_have_one():
+    """The yearly mean wait is empty in a year no loan was granted (not 0, which reads as 'no wait'); a
+    comparison pairs the replications in which both runs granted loans that year."""
+    monthly = pd.DataFrame({"replication": 0, "month": ["2011-01", "2011-02", "2012-01"],
+                            "frame_wait_months_sum": [0.0, 0.0, 6.0], "frame_approved": [0, 0, 2],
+                            "new_owners_municipal": 0, "new_owners_private": 0})
+    y = yearly(monthly)
+    assert pd.isna(y["frame_wait_months_mean"].iloc[0]) and y["frame_wait_months_mean"].iloc[1] == 3.0
+    a = pd.DataFrame({"replication": [0, 1, 2], "year": 2011, "frame_wait_months_mean": [2.0, float("nan"), 4.0]})
+    b = pd.DataFrame({"replication": [0, 1, 2], "year": 2011, "frame_wait_months_mean": [1.0, 5.0, 1.0]})
+    row = paired_difference(a, b, outcomes=["frame_wait_months_mean"]).iloc[0]
+    # pairs 0 and 2: differences 1 and 3, mean 2; the means of each side over the replications they have
+    assert (row["difference"], row["replications"], row["mean"], row["baseline_mean"]) == (2.0, 2, 3.0, 7.0 / 3)
+    assert row["difference_low90"] < 2.0 < row["difference_high90"]
 
 
 @pytest.fixture(scope="module")

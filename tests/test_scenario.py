@@ -200,6 +200,18 @@ def _error(tmp_path, body):
     # other rules
     ("[frame]\nrounds = [{month = 2, share = 0.5}]\n", "frame", "sum to 1"),
     ("[startlan]\nlong_term_years = 25\n", "startlan", "long_term_years: 25 years is shorter than term_years"),
+    # a month left out, a period of centuries, magnitudes no municipality has (typos; some would overflow or
+    # exhaust memory in the run)
+    ('[period]\nend = "2030"\n', "period.end", "write the month too"),
+    ('[period]\nend = "9999-12"\n', "period", "longer than 100 years"),
+    ("[programme]\nreplacement_ratio = 1e18\n", "programme.replacement_ratio", "at most 10"),
+    ("[market]\nhusbanken_rate_pct = 45\n", "market.husbanken_rate_pct", "at most 30"),
+    ("[market]\nprice_index = {2010 = 1.0, 2020 = 1e18}\n", "market.price_index", "at most 1000"),
+    ("[households]\nincome_sigma_log = 13\n", "households.income_sigma_log", "at most 3"),
+    ("[programme]\nadvice_months_cv = 1e300\n", "programme.advice_months_cv", "at most 10"),
+    ("[stock]\ninitial_units = 1000000000000000000\n", "stock.initial_units", "at most 1000000"),
+    ("[tilskudd]\nwritedown_years = 1e18\n", "tilskudd.writedown_years", "at most 100"),
+    ("[households]\narrivals_per_year = 1e300\n", "households.arrivals_per_year", "at most 1e+06"),
     ("[frame]\nrounds = [{month = 13, share = 1.0}]\n", "frame.rounds.0.month", "at most 12"),
     ("[market]\nhusbanken_rate_pct = {2012 = 2.0}\n", "market.husbanken_rate_pct", "period start"),
     ('[period]\nstart = "2012-13"\n', "period.start", "month must be 01 to 12"),
