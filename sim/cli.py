@@ -14,6 +14,8 @@ from sim import __version__
 from sim.errors import UserError
 
 EXIT_USER_ERROR = 2
+MAX_REPLICATIONS = 100_000  # as a scenario's replications (and a sweep's)
+MAX_SAMPLES = 100_000
 
 
 def _command() -> list[str]:
@@ -24,6 +26,14 @@ def _command() -> list[str]:
 def _count(n: int, noun: str) -> str:
     """``1 replication``, ``2 replications``: a count with its noun, singular for one."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An --out given as "" names nothing: refused, rather than read as "not given"."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty" + ("" if param.required else
+                                                        "; leave the option out for the default"), ctx, param)
+    return value
 
 
 def _now() -> str:
@@ -71,7 +81,7 @@ def validate(files: tuple[str, ...]) -> None:
     from sim import sweep as sw
 
     for f in files:
-        if "base" in sc.read_toml(Path(f)):  # a sweep file names its base scenario
+        if sw.is_sweep_file(sc.read_toml(Path(f))):  # a base scenario, [levers], [uncertainties] or [design]
             spec = sw.load(f)
             click.echo(f"{f}: ok (sweep '{spec.name}', {_count(len(spec.points), 'point')} x "
                        f"{_count(spec.replications, 'replication')})")
@@ -84,9 +94,9 @@ def validate(files: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("scenario")
-@click.option("-n", "--replications", type=click.IntRange(min=1), help="Number of replications [default: the scenario's].")
+@click.option("-n", "--replications", type=click.IntRange(min=1, max=MAX_REPLICATIONS), help="Number of replications [default: the scenario's].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed for all replications [default: the scenario's].")
-@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: outputs/<scenario name>].")
+@click.option("--out", "out", type=click.Path(file_okay=False), callback=_not_empty, help="Output folder [default: outputs/<scenario name>].")
 @click.option("--overwrite", is_flag=True, help="Write into a folder that already has files.")
 @click.option("--events", is_flag=True, help="Also write events.csv: every transition of every household.")
 @click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
@@ -145,7 +155,7 @@ def _executor_options(f):
 
 @cli.command()
 @click.argument("sweep_file")
-@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: outputs/<sweep name>].")
+@click.option("--out", "out", type=click.Path(file_okay=False), callback=_not_empty, help="Output folder [default: outputs/<sweep name>].")
 @click.option("--overwrite", is_flag=True, help="Replace a folder that holds other results.")
 @click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
               help="CSV format of the result tables (see lte run).")
@@ -175,7 +185,7 @@ def sweep(sweep_file: str, out: str | None, overwrite: bool, csv_dialect: str, w
 @cli.command()
 @click.argument("run_a")
 @click.argument("run_b")
-@click.option("--out", "out", type=click.Path(dir_okay=False),
+@click.option("--out", "out", type=click.Path(dir_okay=False), callback=_not_empty,
               help="Write the comparison per year (year 0: the whole period) to this CSV file.")
 @click.option("--overwrite", is_flag=True, help="Replace the --out file if it exists (never a file of a run or sweep).")
 @click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
@@ -207,9 +217,9 @@ def compare(run_a: str, run_b: str, out: str | None, overwrite: bool, csv_dialec
 
 @cli.command()
 @click.argument("sweep_file")
-@click.option("--samples", type=click.IntRange(min=4), default=32, show_default=True,
+@click.option("--samples", type=click.IntRange(min=4, max=MAX_SAMPLES), default=32, show_default=True,
               help="Base samples N, a power of 2; the sweep's replications are run at N x (uncertainties + 2) points.")
-@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: outputs/<sweep name>-sensitivity].")
+@click.option("--out", "out", type=click.Path(file_okay=False), callback=_not_empty, help="Output folder [default: outputs/<sweep name>-sensitivity].")
 @click.option("--overwrite", is_flag=True, help="Write into a folder that already has files.")
 @click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
               help="plain: comma and decimal point; nb: semicolon, decimal comma, UTF-8 with BOM (Excel, Norwegian).")
@@ -257,12 +267,12 @@ def report(folder: str) -> None:
 @cli.command()
 @click.argument("scenario")
 @click.option("--targets", "targets", required=True, help="Observed figures (CSV: date, quantity, value, lower, upper, scope, source).")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Fitted parameter file to write (TOML).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), callback=_not_empty, help="Fitted parameter file to write (TOML).")
 @click.option("--until", help="Fit only on targets up to the end of this month (YYYY-MM); later targets are a hold-out check.")
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--particles", type=click.IntRange(min=10), default=100, show_default=True, help="Posterior sample size.")
 @click.option("--generations", type=click.IntRange(min=1), default=5, show_default=True, help="ABC-SMC generations.")
-@click.option("--replications", type=click.IntRange(min=1), default=2, show_default=True, help="Replications per evaluation.")
+@click.option("--replications", type=click.IntRange(min=1, max=MAX_REPLICATIONS), default=2, show_default=True, help="Replications per evaluation.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local worker processes.")
 @click.option("--restart", is_flag=True, help="Discard a saved unfinished calibration instead of resuming it.")
 def calibrate(scenario: str, targets: str, out: str, until: str | None, seed: int, particles: int, generations: int,

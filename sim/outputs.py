@@ -61,15 +61,20 @@ def locked_dir(path: str | Path, overwrite: bool = False, allow_existing: bool =
 
     Refuses a folder that another live process holds, and (unless ``overwrite`` or ``allow_existing``)
     a folder that already has files. ``allow_existing`` is for resumable work such as sweeps.
-    A folder this call created is removed again if the run fails before writing anything.
+    A folder this call created (with its parents) is removed again if the run fails before writing anything.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path}: output path is a file, not a folder")
-    created = not path.exists()
+    created = []  # the folders this call creates, deepest first
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        created.append(folder)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_empty(created)  # the parents it did create
         raise OutputError(f"{path}: cannot create the output folder ({exc.strerror})") from None
     lock = path / LOCK_NAME
     holder = _read_lock(lock) if lock.exists() else None
@@ -94,8 +99,16 @@ def locked_dir(path: str | Path, overwrite: bool = False, allow_existing: bool =
         yield path
     finally:
         lock.unlink(missing_ok=True)
-        if created and not any(path.iterdir()):
-            path.rmdir()
+        _remove_empty(created)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove those of the folders (a folder, then its parents) that are empty: rmdir never removes any other."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or never created (a failed mkdir)
+            continue
 
 
 def _is_result_name(name: str, patterns: Iterable[str]) -> bool:

@@ -312,6 +312,12 @@ def _budget_views(budget: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return views
 
 
+# the tables a report reads, with the columns it cannot do without
+RUN_TABLES = {"yearly.csv": ("replication", "year"), "budget.csv": ("year",)}
+SWEEP_TABLES = {"yearly.csv": ("point", "replication", "year"), "points.csv": ("point", "sample", "baseline"),
+                "comparison.csv": ("point", "year", "outcome")}
+
+
 def render(folder: str | Path) -> Path:
     """Write ``report.html`` and ``charts/*.png`` into a finished run or sweep folder."""
     folder = Path(folder)
@@ -328,15 +334,48 @@ def render(folder: str | Path) -> Path:
     if not isinstance(manifest, dict) or not ("sweep_name" in manifest or "scenario" in manifest):
         raise UserError(f"{manifest_path}: not the manifest of lte run or lte sweep (no 'scenario' or 'sweep_name')")
     is_sweep = "sweep_name" in manifest
-    needed = ("yearly.csv", "points.csv", "comparison.csv") if is_sweep else ("yearly.csv", "budget.csv")
+    if not is_sweep and not isinstance(manifest["scenario"], dict):
+        raise UserError(f"{manifest_path}: scenario: not the scenario of lte run (a table of its keys is expected); "
+                        "run it again")
+    needed = SWEEP_TABLES if is_sweep else RUN_TABLES
     missing = [f for f in needed if not (folder / f).is_file()]
     if missing:
         raise UserError(f"{folder}: not a finished {'sweep' if is_sweep else 'run'} folder "
                         f"({', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing)")
-    yearly = outputs.read_csv(folder / "yearly.csv")
+    tables = {name: _read_table(folder / name, columns) for name, columns in needed.items()}
+    try:
+        title, page, charts = _page(manifest, is_sweep, tables)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a file changed by hand
+        raise UserError(f"{folder}: its files are damaged or were not written by this version of lte "
+                        f"({type(exc).__name__}: {exc}); run it again") from None
+    with outputs.locked_dir(folder, allow_existing=True):
+        (folder / "charts").mkdir(exist_ok=True)
+        with outputs.AtomicWriter(folder / "charts") as w:
+            for name, (png, _) in charts.items():
+                w.bytes(f"{name}.png", png)
+        with outputs.AtomicWriter(folder) as w:
+            w.bytes("report.html", page.encode("utf-8"))
+    return folder / "report.html"
+
+
+def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A table of the folder, with the columns the report needs; otherwise a UserError naming the file."""
+    try:
+        table = outputs.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot be read as a table written by lte ({exc}); run it again") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: not a table written by lte (no {' or '.join(missing)} column); run it again")
+    return table
+
+
+def _page(manifest: dict, is_sweep: bool, tables: dict[str, pd.DataFrame]) -> tuple[str, str, dict]:
+    """The report's title, its HTML page and its charts (name -> (PNG bytes, caption))."""
+    yearly = tables["yearly.csv"]
     parts = [_STYLE]
     if is_sweep:
-        points = outputs.read_csv(folder / "points.csv")
+        points = tables["points.csv"]
         title = f"{'Policy' if manifest.get('levers') else 'Uncertainty'} sweep: {manifest['sweep_name']}"
         parts.append(f"<h1>{html.escape(title)}</h1>")
         levers = [k for k in manifest.get("levers", []) if k in points.columns]
@@ -365,7 +404,7 @@ def render(folder: str | Path) -> Path:
                          + ("" if levers else " and in the table below") + ".</p>"
                          + _table(pd.DataFrame(rows, columns=["uncertainty", "meaning", "sampled"]), text=True))
         charts = sweep_charts(yearly, points, manifest.get("levers", []))
-        totals = _sweep_differences(outputs.read_csv(folder / "comparison.csv"), points, levers,
+        totals = _sweep_differences(tables["comparison.csv"], points, levers,
                                     sampled=[] if levers else uncertainties)
         if levers:
             parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
@@ -380,7 +419,7 @@ def render(folder: str | Path) -> Path:
                                                        if c == "baseline" or c.endswith("difference [90 %]")])))
     else:
         s = manifest["scenario"]
-        budget = outputs.read_csv(folder / "budget.csv")
+        budget = tables["budget.csv"]
         title = f"Scenario: {s['name']}"
         parts.append(f"<h1>{html.escape(title)}</h1><p>{html.escape(s.get('description', ''))}</p>")
         parts.append(f"<p>{s['period']['start']} to {s['period']['end']}, leie til eie from "
@@ -417,14 +456,7 @@ def render(folder: str | Path) -> Path:
                  "model leaves out; the scenario's assumptions (above and in its [sources]) matter as much.</p>")
     page = "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + \
         "</title></head><body>" + "\n".join(parts) + "</body></html>"
-    with outputs.locked_dir(folder, allow_existing=True):
-        (folder / "charts").mkdir(exist_ok=True)
-        with outputs.AtomicWriter(folder / "charts") as w:
-            for name, (png, _) in charts.items():
-                w.bytes(f"{name}.png", png)
-        with outputs.AtomicWriter(folder) as w:
-            w.bytes("report.html", page.encode("utf-8"))
-    return folder / "report.html"
+    return title, page, charts
 
 
 def _sweep_differences(comparison: pd.DataFrame, points: pd.DataFrame, levers: list[str],

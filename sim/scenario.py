@@ -340,16 +340,6 @@ class Scenario(Section):
                 if first > start:
                     raise ValueError(f"{path}: the first dated value ({first}) comes after the period start ({start}); "
                                      "give a value in force at the start")
-        for key in self.calibration.parameters:
-            path, _, date = key.partition("@")
-            if date:
-                table = self.model_dump(include={path.split(".")[0]})
-                for part in path.split("."):
-                    table = table[part]
-                dates = [str(when) for when, _ in parse_dated(table)] if isinstance(table, dict) else []
-                if _canonical_date(date) not in dates:
-                    raise ValueError(f"calibration.parameters: {key!r}: {path} has no entry dated {date} "
-                                     f"(its entries: {', '.join(dates) or 'one value, no dates'})")
         known = set(leaf_paths(Scenario))
         for key in self.sources:
             if key not in known:
@@ -358,14 +348,6 @@ class Scenario(Section):
 
 
 _DATE_KEY = re.compile(r"^\d{4}(-\d{2})?$")
-
-
-def _canonical_date(text: str) -> str:
-    """A dated table's key as parse_dated writes it (2015 -> 2015-01), or the text itself if it is not a date."""
-    try:
-        return str(YearMonth.parse(text))
-    except ValueError:
-        return text
 
 
 def iter_leaves(tree: dict, prefix: str = ""):

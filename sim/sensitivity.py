@@ -19,7 +19,7 @@ from scipy.stats import qmc
 from sim import scenario as sc
 from sim.compare import period_totals
 from sim.errors import ScenarioError, UserError
-from sim.sweep import Sweep, baseline_levers, uncertainty_overrides, yearly_task
+from sim.sweep import MAX_POINTS, MAX_RUNS, Sweep, baseline_levers, uncertainty_overrides, yearly_task
 
 OUTCOMES = ("new_owners", "startlan_nok", "frame_gave_up", "frame_expired_nok", "tilskudd_nok", "loss_nok")
 
@@ -65,6 +65,11 @@ def run_sensitivity(sweep: Sweep, samples: int, executor, progress: Callable[[in
         lower = 1 << max(samples.bit_length() - 1, 1)
         raise UserError(f"sensitivity samples must be a power of 2 for Sobol sampling (got {samples}; "
                         f"use {lower} or {2 * lower})")
+    points = samples * (len(sweep.uncertainties) + 2)
+    if points > MAX_POINTS or points * sweep.replications > MAX_RUNS:
+        raise UserError(f"{sweep.file}: --samples {samples}: {samples:,} x ({len(sweep.uncertainties)} uncertainties "
+                        f"+ 2) = {points:,} points x {sweep.replications:,} replications; at most {MAX_POINTS:,} "
+                        f"points and {MAX_RUNS:,} runs: give fewer --samples")
     a, b, ab = saltelli_rows(sweep, samples)
     matrices = [a, b, *ab]
     # levers at the baseline, uncertainties applied to the base scenario's values (a baseline *point* already

@@ -17,7 +17,9 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +40,14 @@ DESIGN_KEYS = ("kind", "samples", "seed", "baseline")
 DESIGNS = ("grid", "lhs", "sobol")
 TRANSFORMS = ("range", "scale", "shift")
 RANGE_KEYS = {"min", "max", "steps"}
+SWEEP_TABLES = ("levers", "uncertainties", "design")  # a file with one of these is a sweep file
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # as a scenario's name (scenario.Scenario.name)
+# upper bounds that keep a mistyped number from exhausting memory (a sweep's runs are held until it ends)
+MAX_SAMPLES = 100_000
+MAX_STEPS = 10_000
+MAX_REPLICATIONS = 100_000
+MAX_POINTS = 100_000
+MAX_RUNS = 1_000_000
 
 
 @dataclass
@@ -134,26 +144,32 @@ def load(path: str | Path) -> Sweep:
         except ScenarioError as e:  # reported with the rest of the file's problems, under the key as written
             if e.file != f:
                 raise
-            problems.extend((f"overrides.{key}", rule) for key, rule in e.problems)
+            problems.extend(_override_problem(key, rule, overrides) for key, rule in e.problems)
             base_ok = False
 
     reps = raw.get("replications", base.replications)
     seed = raw.get("seed", base.seed)
-    for key, value, lo in (("replications", reps, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            problems.append((key, f"must be a whole number of at least {lo} (got {value!r})"))
+    if not _whole(reps, 1, MAX_REPLICATIONS):
+        problems.append(("replications", f"must be a whole number from 1 to {MAX_REPLICATIONS:,} (got {reps!r})"))
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        problems.append(("seed", f"must be a whole number of at least 0 (got {seed!r})"))
 
     for key in ("levers", "uncertainties", "design"):
         if not isinstance(raw.get(key, {}), dict):
             problems.append((key, f"must be a table ([{key}] with key = value lines)"))
     name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\:") or name.startswith("."):
-        problems.append(("name", f"must be a short text usable as a folder name, without / \\ : (got {name!r})"))
+    if not isinstance(name, str) or not NAME.match(name) or name.startswith("."):
+        given = "" if "name" in raw else ", the file's name, as name is not set"
+        problems.append(("name", f"must be a short text usable as a folder name: letters A-Z, digits and _ . -, "
+                                 f"not starting with . (got {name!r}{given})"))
+    if not isinstance(raw.get("description", ""), str):
+        problems.append(("description", f"must be a text in quotes (got {raw['description']!r})"))
     if any(not isinstance(raw.get(key, {}), dict) for key in ("levers", "uncertainties", "design")):
         raise ScenarioError(f, problems)  # (the checks below read them as tables)
 
-    levers = [_lever(f, k, v, problems) for k, v in raw.get("levers", {}).items()]
-    uncertainties = [_uncertainty(f, k, v, base, problems) for k, v in raw.get("uncertainties", {}).items()]
+    levers = [_lever(f, k, v, problems) for k, v in _flatten_keys(raw.get("levers", {})).items()]
+    uncertainties = [_uncertainty(f, k, v, base, problems)
+                     for k, v in _flatten_keys(raw.get("uncertainties", {})).items()]
     design = raw.get("design", {})
     for key in design:
         if key not in DESIGN_KEYS:
@@ -162,8 +178,8 @@ def load(path: str | Path) -> Sweep:
     if kind not in DESIGNS:
         problems.append(("design.kind", f"must be one of {', '.join(DESIGNS)} (got {kind!r}){sc._suggest(str(kind), DESIGNS)}"))
     samples = design.get("samples", 8)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        problems.append(("design.samples", f"must be a whole number of at least 1 (got {samples!r})"))
+    if not _whole(samples, 1, MAX_SAMPLES):
+        problems.append(("design.samples", f"must be a whole number from 1 to {MAX_SAMPLES:,} (got {samples!r})"))
     elif kind == "sobol" and samples & (samples - 1):
         lower = 1 << (samples.bit_length() - 1)
         problems.append(("design.samples", f"a Sobol design needs a power of 2 (got {samples}; use {lower} or {2 * lower})"))
@@ -188,6 +204,12 @@ def load(path: str | Path) -> Sweep:
         _check_values(f, base, [lv for lv in levers if lv], [u for u in uncertainties if u], problems)
     if problems:
         raise ScenarioError(f, problems)
+    n_samples = (math.prod(u.steps for u in uncertainties) if kind == "grid" else samples) if uncertainties else 1
+    n_points = n_samples * math.prod(len(lv.values) for lv in levers)
+    if n_points > MAX_POINTS or n_points * reps > MAX_RUNS:
+        runs = f"{n_points:,} points x {reps:,} replication{'s' * (reps != 1)} = {n_points * reps:,} runs"
+        raise ScenarioError(f, [("", f"{runs}; at most {MAX_POINTS:,} points and {MAX_RUNS:,} runs: give fewer "
+                                     "lever values, samples or steps, or fewer replications")])
     for lv in levers:
         chosen.setdefault(lv.key, lv.labels[0])
     sweep = Sweep(path, name, raw.get("description", ""), base_file, base, reps, seed,
@@ -201,13 +223,38 @@ def _a(word: str) -> str:
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
+def is_sweep_file(raw: dict) -> bool:
+    """A file read as TOML is a sweep file if it names a base scenario or has levers, uncertainties or a design."""
+    return "base" in raw or any(key in raw for key in SWEEP_TABLES)
+
+
+def _whole(value: Any, lo: int, hi: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and lo <= value <= hi
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _override_problem(key: str, rule: str, overrides: dict) -> tuple[str, str]:
+    """A problem of the overridden base scenario, under the sweep-file key it belongs to: a rule of the whole
+    scenario (no key) that starts with an overridden key is put under that key."""
+    if key:
+        return f"overrides.{key}", rule
+    path, sep, rest = rule.partition(": ")
+    if sep and path in {k.partition("@")[0] for k in _flatten_keys(overrides)}:
+        return f"overrides.{path}", rest
+    return "overrides", rule
+
+
 def _flatten_keys(table: dict, prefix: str = "") -> dict[str, Any]:
-    """Accept both ``"frame.yearly_nok" = 1`` and ``[frame] yearly_nok = 1`` forms."""
+    """Accept both ``"frame.yearly_nok" = 1`` and ``[frame] yearly_nok = 1`` forms: a table under a section's
+    name (``frame``) is read as its keys; a key's own table (a dated path, named values) is kept whole."""
     out = {}
+    leaves = sc.leaf_paths(sc.Scenario)
     for key, value in table.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and sc.field_info(path) is None and sc.field_kind(path) is None and \
-                any(p.startswith(path + ".") for p in sc.leaf_paths(sc.Scenario)):
+        if isinstance(value, dict) and any(p.startswith(path + ".") for p in leaves):
             out.update(_flatten_keys(value, path + "."))
         else:
             out[path] = value
@@ -232,11 +279,12 @@ def _lever(f: str, key: str, spec: Any, problems: list) -> Lever | None:
         for extra in set(spec) - RANGE_KEYS:
             problems.append((f"levers.{key}.{extra}", f"unknown key in a range{sc._suggest(extra, RANGE_KEYS)}"))
         lo, hi, steps = spec.get("min"), spec.get("max"), spec.get("steps", 5)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or not lo < hi:
-            problems.append((f"levers.{key}", f"a range needs numbers min < max (got min = {lo!r}, max = {hi!r})"))
+        if not all(_finite(v) for v in (lo, hi)) or not lo < hi:
+            problems.append((f"levers.{key}", f"a range needs finite numbers min < max (got min = {lo!r}, "
+                                              f"max = {hi!r})"))
             return None
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            problems.append((f"levers.{key}.steps", f"must be a whole number of at least 2 (got {steps!r})"))
+        if not _whole(steps, 2, MAX_STEPS):
+            problems.append((f"levers.{key}.steps", f"must be a whole number from 2 to {MAX_STEPS:,} (got {steps!r})"))
             return None
         values = np.linspace(lo, hi, steps).tolist()
         values = [int(v) if isinstance(lo, int) and isinstance(hi, int) and float(v).is_integer() else v for v in values]
@@ -289,13 +337,15 @@ def _uncertainty(f: str, key: str, spec: Any, base: sc.Scenario, problems: list)
         return None
     how = next(k for k in spec if k in TRANSFORMS)
     bounds = spec[how]
-    if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(_finite(b) for b in bounds)
             and bounds[0] < bounds[1]):
-        problems.append((f"uncertainties.{key}.{how}", "must be [low, high] with low < high"))
+        problems.append((f"uncertainties.{key}.{how}", f"must be [low, high], finite numbers with low < high "
+                                                       f"(got {bounds!r})"))
         return None
     steps = spec.get("steps", 3)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        problems.append((f"uncertainties.{key}.steps", f"must be a whole number of at least 2 (got {steps!r})"))
+    if not _whole(steps, 2, MAX_STEPS):
+        problems.append((f"uncertainties.{key}.steps", f"must be a whole number from 2 to {MAX_STEPS:,} "
+                                                       f"(got {steps!r})"))
         return None
     return Uncertainty(key, how, float(bounds[0]), float(bounds[1]), steps)
 

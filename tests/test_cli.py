@@ -335,3 +335,54 @@ def test_compare_out_is_checked_before_it_is_written(tmp_path, short_file):
                         (Path(os.devnull), "not a plain file")):
         _assert_user_error(invoke("compare", a, b, "--out", target, "--overwrite"), why)
     assert (tmp_path / "adir").is_dir() and (tmp_path / "link.csv").is_symlink()
+
+
+@pytest.mark.parametrize("body", [
+    'name = "x"\nreplications = 2\n[levers]\n"frame.earmark_lte_share" = [0.0, 0.25]\n',
+    '[uncertainties]\n"market.price_index" = { scale = [0.8, 1.25] }\n',
+    '[design]\nkind = "lhs"\n',
+])
+def test_validate_knows_a_sweep_file_without_its_base(tmp_path, body):
+    """A file with [levers], [uncertainties] or [design] is a sweep file even if it lacks its base: validate says
+    what lte sweep says, not every key a scenario would need."""
+    path = tmp_path / "nobase.toml"
+    path.write_text(body)
+    for command in ("validate", "sweep"):
+        r = invoke(command, path)
+        _assert_user_error(r, f"{path}: base: required")
+        assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+@pytest.mark.parametrize("args, option", [
+    (["run", DRAMMEN, "-n", 9223372036854775807], "'-n' / '--replications'"),
+    (["run", DRAMMEN, "-n", 100_001], "'-n' / '--replications'"),
+    (["sensitivity", DRAMMEN.parent / "uncertainty_sweep.toml", "--samples", 4294967296], "'--samples'"),
+    (["calibrate", DRAMMEN, "--targets", "t.csv", "--out", "f.toml", "--replications", 10**12], "'--replications'"),
+    (["run", DRAMMEN, "--out", ""], "'--out': must not be empty; leave the option out for the default"),
+    (["sweep", DRAMMEN.parent / "frame_sweep.toml", "--out", ""], "'--out': must not be empty"),
+    (["sensitivity", DRAMMEN.parent / "uncertainty_sweep.toml", "--out", ""], "'--out': must not be empty"),
+    (["compare", "a", "b", "--out", ""], "'--out': must not be empty"),
+    (["calibrate", DRAMMEN, "--targets", "t.csv", "--out", ""], "'--out': must not be empty (see"),
+], ids=["run-n", "run-n-100001", "sensitivity-samples", "calibrate-replications", "run-out", "sweep-out",
+        "sensitivity-out", "compare-out", "calibrate-out"])
+def test_sizes_and_empty_out_are_refused_by_the_options(tmp_path, monkeypatch, args, option):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*args)
+    _assert_user_error(r, option)
+    assert len(r.output.strip().splitlines()) == 1 and r.output.startswith("error: "), r.output
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even the default outputs/ folder
+
+
+def test_a_failed_sweep_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """An output folder whose name the system refuses (too long): one line, and no outputs/ folder is left."""
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "long.toml"
+    sweep.write_text(f'name = "{"a" * 300}"\nbase = "{DRAMMEN.as_posix()}"\nreplications = 1\n'
+                     '[overrides]\n"period.end" = "2011-12"\n')
+    r = invoke("sweep", sweep, "--workers", 1)
+    _assert_user_error(r, "cannot create the output folder")
+    assert len(r.output.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["long.toml"]
+    r = invoke("run", DRAMMEN, "-n", 1, "--out", tmp_path / "a" / "b" / ("c" * 300))
+    _assert_user_error(r, "cannot create the output folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["long.toml"]

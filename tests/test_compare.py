@@ -161,6 +161,12 @@ def test_compare_names_a_damaged_run_folder(two_runs, tmp_path):
     (broken / "yearly.csv").write_text("outcome,mean\nnew_owners,1\n")
     r = CliRunner().invoke(cli, ["compare", str(broken), str(two_runs / "big")])
     assert r.exit_code == 2 and "not a table written by lte" in r.output and "Traceback" not in r.output, r.output
+    # a manifest that is not a table of keys is named as the file at fault (not yearly.csv)
+    shutil.copy(two_runs / "small" / "yearly.csv", broken / "yearly.csv")
+    (broken / "manifest.json").write_text("[]")
+    r = CliRunner().invoke(cli, ["compare", str(broken), str(two_runs / "big")])
+    assert r.exit_code == 2 and f"{broken}/manifest.json: not a manifest written by lte" in r.output, r.output
+    assert "yearly.csv" not in r.output and len(r.output.strip().splitlines()) == 1
     (broken / "manifest.json").write_text("{not json")
     r = CliRunner().invoke(cli, ["compare", str(broken), str(two_runs / "big")])
     assert r.exit_code == 2 and "cannot read" in r.output, r.output

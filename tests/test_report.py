@@ -110,3 +110,45 @@ def test_a_sweep_without_levers_draws_its_points_unjoined(monkeypatch):
     charts = report.sweep_charts(yearly, points, [])
     assert charts and all(png.startswith(b"\x89PNG") for png, _ in charts.values())
     assert not [a for a in lines if len(a) >= 2 and len(a[0]) > 1]  # no line through several points
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("one")
+    short = write_variant(tmp, '[period]\nend = "2011-12"\n', "short.toml")
+    assert CliRunner().invoke(cli, ["run", str(short), "-n", "1", "--out", str(tmp / "run")]).exit_code == 0
+    return tmp / "run"
+
+
+def _manifest(folder, **changes):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(changes)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _column(path, column, value):
+    import pandas as pd
+
+    pd.read_csv(path).assign(**{column: value}).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda f: (f / "yearly.csv").write_text("garbage\n"), "yearly.csv: not a table written by lte (no replication or "
+                                                            "year column)"),
+    (lambda f: (f / "budget.csv").write_bytes(b"\xff\xfe\x00garbage"), "budget.csv: cannot be read as a table"),
+    (lambda f: _manifest(f, scenario="x"), "manifest.json: scenario: not the scenario of lte run"),
+    (lambda f: (f / "manifest.json").write_text("[]"), "manifest.json: not the manifest of lte run or lte sweep"),
+    (lambda f: _manifest(f, scenario={"name": "x"}), "its files are damaged or were not written by this version"),
+    (lambda f: _column(f / "yearly.csv", "new_owners_municipal", "many"), "its files are damaged"),
+])
+def test_a_damaged_run_folder_is_one_line(tmp_path, one_run, damage, fragment):
+    """A file of the run changed by hand or by another program: one line naming it, exit 2, no report."""
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(one_run, folder)
+    damage(folder)
+    r = CliRunner().invoke(cli, ["report", str(folder)])
+    assert r.exit_code == 2 and "Traceback" not in r.output and str(folder) in r.output, r.output
+    assert fragment in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (folder / "report.html").exists() and not (folder / "charts").exists()

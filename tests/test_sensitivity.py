@@ -73,3 +73,13 @@ def test_samples_must_be_a_power_of_two(tmp_path):
     r = CliRunner().invoke(cli, ["sensitivity", str(sweep), "--samples", "6", "--workers", "1", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "power of 2" in r.output and "use 4 or 8" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_samples_are_bounded_by_the_runs_they_need(tmp_path):
+    """--samples 65536 with four uncertainties is 393,216 points: refused before any scenario is built."""
+    r = CliRunner().invoke(cli, ["sensitivity", str(DRAMMEN.parent / "uncertainty_sweep.toml"), "--samples", "65536",
+                                 "--workers", "1", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "uncertainty_sweep.toml: --samples 65536: 65,536 x (4 uncertainties + 2) = " \
+        "393,216 points x 4 replications;" in r.output
+    assert "at most 100,000 points" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "o").exists()

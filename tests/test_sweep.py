@@ -316,3 +316,120 @@ def test_numeric_lever_values_follow_the_csv_dialect(tmp_path):
     points = read_csv(tmp_path / "nb" / "points.csv")
     assert sorted(set(points["frame.earmark_lte_share"])) == [0.0, 0.25]
     assert set(points["frame.priority"]) == {"first_come", "lte_first"}
+
+
+@pytest.mark.parametrize("old, new, key, rule", [
+    ("samples = 2", "samples = 1_000_000_000_000", "design.samples",
+     "must be a whole number from 1 to 100,000 (got 1000000000000)"),
+    ('"frame.priority" = ["first_come", "lte_first"]',
+     '"frame.earmark_lte_share" = {min = 0.0, max = 0.5, steps = 1000000000}', "levers.frame.earmark_lte_share.steps",
+     "must be a whole number from 2 to 10,000 (got 1000000000)"),
+    ("shift = [-0.5, 1.0]", "shift = [-0.5, 1.0], steps = 100_000", "uncertainties.market.husbanken_rate_pct.steps",
+     "must be a whole number from 2 to 10,000 (got 100000)"),
+    ("replications = 2", "replications = 1_000_000", "replications",
+     "must be a whole number from 1 to 100,000 (got 1000000)"),
+])
+def test_sizes_have_upper_bounds(tmp_path, old, new, key, rule):
+    """A mistyped size is refused with its key before numpy is asked for the memory."""
+    path = tmp_path / "big.toml"
+    path.write_text(TINY.replace(old, new))
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    assert str(info.value) == f"{path}: {key}: {rule}"
+
+
+BIG_GRID = """
+"market.husbanken_rate_pct" = { shift = [-0.5, 1.0], steps = 1000 }
+"market.price_index" = { scale = [0.9, 1.1], steps = 1000 }
+[design]
+kind = "grid"
+"""
+
+
+@pytest.mark.parametrize("body, what", [
+    ('replications = 100_000\n[uncertainties]\n"market.price_index" = { scale = [0.9, 1.1] }\n'
+     '[design]\nkind = "lhs"\nsamples = 16\n', "16 points x 100,000 replications = 1,600,000 runs"),
+    ("replications = 1\n[uncertainties]" + BIG_GRID, "1,000,000 points x 1 replication = 1,000,000 runs"),
+])
+def test_a_sweeps_points_and_runs_are_bounded(tmp_path, body, what):
+    path = tmp_path / "big.toml"
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\n{body}')
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {what}") and "at most 100,000 points and 1,000,000 runs" in message
+    assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize("patch, key", [
+    ('"frame.earmark_lte_share" = {min = 0.0, max = inf}', "levers.frame.earmark_lte_share"),
+    ('"frame.earmark_lte_share" = {min = nan, max = 0.5}', "levers.frame.earmark_lte_share"),
+    ('"frame.earmark_lte_share" = {min = 0.0, max = 0.5, steps = inf}', "levers.frame.earmark_lte_share.steps"),
+])
+def test_a_range_must_be_finite(tmp_path, patch, key):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning on the way
+        path, message = _lever_error(tmp_path, patch)
+    assert message.startswith(f"{path}: {key}: ") and len(message.splitlines()) == 1
+    assert "finite" in message or "whole number" in message
+    assert "NaN" not in message and "Infinity" not in message
+    path.write_text(TINY.replace("shift = [-0.5, 1.0]", "shift = [-0.5, inf]"))
+    with pytest.raises(ScenarioError, match=r"uncertainties.market.husbanken_rate_pct.shift: must be \[low, high\], "
+                                            "finite numbers"):
+        sw.load(path)
+
+
+@pytest.mark.parametrize("line, key, rule", [
+    ('name = "sp ace"', "name", "letters A-Z, digits and _ . -"),
+    ('name = "ø"', "name", "letters A-Z, digits and _ . -"),
+    ('name = ".."', "name", "not starting with ."),
+    ('name = 3', "name", "(got 3)"),
+    ('description = 3', "description", "must be a text in quotes (got 3)"),
+    ('description = ["a"]', "description", "must be a text in quotes"),
+])
+def test_name_and_description_follow_the_scenario_rules(tmp_path, line, key, rule):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace('name = "tiny"', line))
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    assert str(info.value).startswith(f"{path}: {key}: ") and rule in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_nested_tables_are_dotted_keys(tmp_path):
+    """[levers.frame] with earmark_lte_share = [...] is "frame.earmark_lte_share" = [...]; so in [overrides],
+    [uncertainties] and design.baseline. A key's own table (a dated path, named values) is kept whole."""
+    dotted = tmp_path / "dotted.toml"
+    dotted.write_text(f'base = "{DRAMMEN.as_posix()}"\nreplications = 1\n[overrides]\n"period.end" = "2012-12"\n'
+                      '"stock.family_share" = 0.5\n"market.price_index" = {2010 = 1.0, 2011 = 1.1}\n'
+                      '[levers]\n"frame.earmark_lte_share" = [0.0, 0.25]\n'
+                      '"frame.yearly_nok" = {small = 20_000_000, large = 150_000_000}\n'
+                      '[uncertainties]\n"market.income_index" = { scale = [0.9, 1.1] }\n'
+                      '[design]\nkind = "lhs"\nsamples = 2\nbaseline = { "frame.earmark_lte_share" = 0.25 }\n')
+    nested = tmp_path / "nested.toml"
+    nested.write_text(f'base = "{DRAMMEN.as_posix()}"\nreplications = 1\n[overrides]\nperiod = {{end = "2012-12"}}\n'
+                      'stock = {family_share = 0.5}\nmarket = {price_index = {2010 = 1.0, 2011 = 1.1}}\n'
+                      '[levers.frame]\nearmark_lte_share = [0.0, 0.25]\n'
+                      'yearly_nok = {small = 20_000_000, large = 150_000_000}\n'
+                      '[uncertainties.market]\nincome_index = { scale = [0.9, 1.1] }\n'
+                      '[design]\nkind = "lhs"\nsamples = 2\nbaseline = { frame = { earmark_lte_share = 0.25 } }\n')
+    a, b = sw.load(dotted), sw.load(nested)
+    assert b.base.stock.family_share == 0.5 and b.base.period.end == "2012-12"
+    assert [lv.key for lv in b.levers] == ["frame.earmark_lte_share", "frame.yearly_nok"]
+    assert b.levers[1].labels == ["small", "large"] and b.baseline == a.baseline
+    assert len(b.points) == 2 * 4 and b.spec_hash() == a.spec_hash()
+    # a misspelt key under a section is named with its whole path
+    nested.write_text(nested.read_text().replace("earmark_lte_share = [", "earmark_lte_shar = ["))
+    with pytest.raises(ScenarioError, match="levers.frame.earmark_lte_shar: not a scenario key; did you mean"):
+        sw.load(nested)
+
+
+def test_a_rule_of_the_whole_scenario_is_named_under_the_override(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\n[overrides]\n"market.price_index" = {{2015 = 1.0}}\n')
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    assert str(info.value) == (f"{path}: overrides.market.price_index: the first dated value (2015-01) comes after "
+                               "the period start (2010-01); give a value in force at the start")
