@@ -146,7 +146,7 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
 
 
 def _executor_options(f):
-    f = click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+    f = click.option("--workers", type=click.IntRange(min=1, max=1024), default=2, show_default=True,
                      help="Local worker processes (1 runs in this process).")(f)
     f = click.option("--scheduler", metavar="ADDRESS", help="Run on a Dask cluster, e.g. tcp://scheduler:8786.")(f)
     f = click.option("--local-cluster", is_flag=True, help="Start a local Dask cluster with --workers workers.")(f)
@@ -269,11 +269,14 @@ def report(folder: str) -> None:
 @click.option("--targets", "targets", required=True, help="Observed figures (CSV: date, quantity, value, lower, upper, scope, source).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), callback=_not_empty, help="Fitted parameter file to write (TOML).")
 @click.option("--until", help="Fit only on targets up to the end of this month (YYYY-MM); later targets are a hold-out check.")
-@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
-@click.option("--particles", type=click.IntRange(min=10), default=100, show_default=True, help="Posterior sample size.")
-@click.option("--generations", type=click.IntRange(min=1), default=5, show_default=True, help="ABC-SMC generations.")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Seed of the fit: its proposals and its replications.")
+@click.option("--particles", type=click.IntRange(min=10, max=MAX_SAMPLES), default=100, show_default=True,
+              help="Posterior sample size.")
+@click.option("--generations", type=click.IntRange(min=1, max=100), default=5, show_default=True,
+              help="ABC-SMC generations.")
 @click.option("--replications", type=click.IntRange(min=1, max=MAX_REPLICATIONS), default=2, show_default=True, help="Replications per evaluation.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local worker processes.")
+@click.option("--workers", type=click.IntRange(min=1, max=1024), default=2, show_default=True, help="Local worker processes.")
 @click.option("--restart", is_flag=True, help="Discard a saved unfinished calibration instead of resuming it.")
 def calibrate(scenario: str, targets: str, out: str, until: str | None, seed: int, particles: int, generations: int,
               replications: int, workers: int, restart: bool) -> None:

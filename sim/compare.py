@@ -53,8 +53,13 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
             half = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2) * sd / np.sqrt(n), np.nan)
         rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], int(n[i]))
                     for i, o in enumerate(outcomes))
-    return pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
-                                       "difference_low90", "difference_high90", "replications"])
+    table = pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
+                                        "difference_low90", "difference_high90", "replications"])
+    # NOK in whole kroner, as every other table writes NOK (the outcome names the unit, so rows, not columns)
+    nok = table["outcome"].str.endswith("_nok").to_numpy(bool)
+    values = ["mean", "baseline_mean", "difference", "difference_low90", "difference_high90"]
+    table.loc[nok, values] = table.loc[nok, values].round(0)
+    return table
 
 
 def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:

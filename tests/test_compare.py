@@ -97,6 +97,11 @@ def test_compare_two_runs(two_runs, tmp_path):
     row = c[(c["year"] == 0) & (c["outcome"] == "startlan_nok")].iloc[0]
     assert row["difference"] == pytest.approx(diff.mean(), abs=1)
     assert row["difference"] < 0  # a smaller frame pays out less
+    # NOK in whole kroner, as in every other table (other outcomes keep their decimals)
+    nok = c[c["outcome"].str.endswith("_nok")]
+    values = ["mean", "baseline_mean", "difference", "difference_low90", "difference_high90"]
+    assert len(nok) and (nok[values].dropna() % 1 == 0).all().all()
+    assert (c[c["outcome"] == "new_owners"]["difference_high90"] % 1 != 0).any()
     per_year = c[(c["year"] == 2012) & (c["outcome"] == "new_owners")].iloc[0]
     d12 = (ya[ya["year"] == 2012].set_index("replication")["new_owners"]
            - yb[yb["year"] == 2012].set_index("replication")["new_owners"])
