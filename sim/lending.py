@@ -129,10 +129,9 @@ def size_financing(
 
     need = price + costs - own funds. The household can carry loans up to ``max_loan_nok`` (from its
     ability to pay, over ``term_years``, which the financing records). If it can carry the whole need, no grant
-    is given. Otherwise a means-tested grant
-    closes the gap, capped by a share of price and an amount; a gap larger than the cap means no deal. The grant
-    comes only with a loan (every buyer in the programme is financed with a startlån): a household that can carry
-    no loan at all is refused, however small its gap.
+    is given. Otherwise a means-tested grant closes the gap, capped by a share of price and an amount; a gap
+    larger than the cap means no deal. The grant comes only with a loan (every buyer in the programme is financed
+    with a startlån): a household that can carry no loan at all is refused, however small its gap.
     The startlån takes the borrowed sum up to ``startlan_max_share_of_price * (price + costs)`` (1.0 is full
     financing, of the price and the purchase costs alike; a small share makes it a top-up); an ordinary bank
     loan takes the rest.
