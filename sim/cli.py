@@ -81,7 +81,7 @@ def validate(files: tuple[str, ...]) -> None:
     from sim import sweep as sw
 
     for f in files:
-        if sw.is_sweep_file(sc.read_toml(Path(f))):  # a base scenario, [levers], [uncertainties] or [design]
+        if sc.is_sweep_file(sc.read_toml(Path(f))):
             spec = sw.load(f)
             click.echo(f"{f}: ok (sweep '{spec.name}', {_count(len(spec.points), 'point')} x "
                        f"{_count(spec.replications, 'replication')})")

@@ -451,6 +451,12 @@ def _leaf(tree: dict, key: str):
     return tree
 
 
+def is_sweep_file(raw: dict) -> bool:
+    """A file read as TOML is a sweep file, not a scenario, if it names a base scenario or has levers,
+    uncertainties or a design (the one rule lte validate, lte run and lte sweep share)."""
+    return "base" in raw or any(key in raw for key in ("levers", "uncertainties", "design"))
+
+
 def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str], list[Path]]:
     """Read a scenario file and the files it extends. Returns (merged dict, key origins, files read)."""
     path = Path(path)
@@ -458,9 +464,9 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dic
     if resolved in _chain:
         raise ScenarioError(str(path), [("extends", "files extend each other in a circle")])
     data = read_toml(path)
-    if "base" in data:  # how lte validate tells the two apart
-        raise ScenarioError(str(path), [("", "is a sweep file (it names a base scenario), not a scenario; "
-                                             "run it with lte sweep")])
+    if is_sweep_file(data):
+        raise ScenarioError(str(path), [("", "is a sweep file (it names a base scenario, or has levers, "
+                                             "uncertainties or a design), not a scenario; run it with lte sweep")])
     origins: dict[str, str] = {}
     files = [path]
     base_name = data.pop("extends", None)

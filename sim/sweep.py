@@ -40,7 +40,6 @@ DESIGN_KEYS = ("kind", "samples", "seed", "baseline")
 DESIGNS = ("grid", "lhs", "sobol")
 TRANSFORMS = ("range", "scale", "shift")
 RANGE_KEYS = {"min", "max", "steps"}
-SWEEP_TABLES = ("levers", "uncertainties", "design")  # a file with one of these is a sweep file
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # as a scenario's name (scenario.Scenario.name)
 # upper bounds that keep a mistyped number from exhausting memory (a sweep's runs are held until it ends)
 MAX_SAMPLES = 100_000
@@ -221,11 +220,6 @@ def load(path: str | Path) -> Sweep:
 def _a(word: str) -> str:
     """The word with its article: "a policy", "an exogenous"."""
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
-
-
-def is_sweep_file(raw: dict) -> bool:
-    """A file read as TOML is a sweep file if it names a base scenario or has levers, uncertainties or a design."""
-    return "base" in raw or any(key in raw for key in SWEEP_TABLES)
 
 
 def _whole(value: Any, lo: int, hi: int) -> bool:

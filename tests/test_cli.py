@@ -136,7 +136,8 @@ def test_missing_fit_file_names_the_scenario_and_its_key(tmp_path, short_file):
 
 
 @pytest.mark.parametrize("command, file, fragment", [
-    ("run", DRAMMEN.parent / "frame_sweep.toml", "is a sweep file (it names a base scenario), not a scenario; run it with lte sweep"),
+    ("run", DRAMMEN.parent / "frame_sweep.toml", "is a sweep file (it names a base scenario, or has levers, "
+                                                 "uncertainties or a design), not a scenario; run it with lte sweep"),
     ("sweep", DRAMMEN, "is a scenario file (it names no base scenario), not a sweep file; run it with lte run"),
     ("sensitivity", DRAMMEN, "is a scenario file"),
 ])
@@ -344,13 +345,16 @@ def test_compare_out_is_checked_before_it_is_written(tmp_path, short_file):
 ])
 def test_validate_knows_a_sweep_file_without_its_base(tmp_path, body):
     """A file with [levers], [uncertainties] or [design] is a sweep file even if it lacks its base: validate says
-    what lte sweep says, not every key a scenario would need."""
+    what lte sweep says, and lte run that it is a sweep file, not every key a scenario would need."""
     path = tmp_path / "nobase.toml"
     path.write_text(body)
     for command in ("validate", "sweep"):
         r = invoke(command, path)
         _assert_user_error(r, f"{path}: base: required")
         assert len(r.output.strip().splitlines()) == 1, r.output
+    r = invoke("run", path)
+    _assert_user_error(r, f"{path}: is a sweep file")
+    assert len(r.output.strip().splitlines()) == 1, r.output
 
 
 @pytest.mark.parametrize("args, option", [
