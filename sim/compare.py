@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from sim.outputs import is_nok
+
 # Outcomes compared by default (columns of yearly.csv).
 OUTCOMES = (
     "new_owners", "new_owners_municipal", "new_owners_private", "startlan_loans", "startlan_nok",
@@ -36,18 +38,17 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
         sel = years == year
         ga, gb = va[sel], vb[sel]
         d = ga - gb
-        if np.isnan(d).any():  # a mean wait in a year without a loan granted is empty: pair where both have one
-            n = (~np.isnan(d)).sum(axis=0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.nanmean(d, axis=0) if n.all() else np.array([np.nanmean(c) if k else np.nan
-                                                                       for c, k in zip(d.T, n)])
-                sd = np.array([np.nanstd(c, ddof=1) if k > 1 else np.nan for c, k in zip(d.T, n)])
-            ma = np.array([np.nanmean(c) if (~np.isnan(c)).any() else np.nan for c in ga.T])
-            mb = np.array([np.nanmean(c) if (~np.isnan(c)).any() else np.nan for c in gb.T])
-        else:
-            n = np.full(len(outcomes), len(d))
+        n = np.full(len(outcomes), len(d))
+        with np.errstate(invalid="ignore", divide="ignore"):
             mean, sd = d.mean(axis=0), d.std(axis=0, ddof=1) if len(d) > 1 else np.full(len(outcomes), np.nan)
             ma, mb = ga.mean(axis=0), gb.mean(axis=0)
+            # a mean wait in a year without a loan granted is empty: that outcome pairs the replications where
+            # both runs have a value, and its means are over the same pairs (so difference = mean - baseline)
+            for i in np.flatnonzero(np.isnan(d).any(axis=0)):
+                both = ~np.isnan(d[:, i])
+                n[i] = both.sum()
+                mean[i], ma[i], mb[i] = (x[both, i].mean() if n[i] else np.nan for x in (d, ga, gb))
+                sd[i] = d[both, i].std(ddof=1) if n[i] > 1 else np.nan
         # the t quantile (what scipy.stats.t.ppf computes, without its per-call overhead)
         with np.errstate(invalid="ignore", divide="ignore"):
             half = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2) * sd / np.sqrt(n), np.nan)
@@ -56,7 +57,7 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
     table = pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
                                         "difference_low90", "difference_high90", "replications"])
     # NOK in whole kroner, as every other table writes NOK (the outcome names the unit, so rows, not columns)
-    nok = table["outcome"].str.endswith("_nok").to_numpy(bool)
+    nok = table["outcome"].map(is_nok).to_numpy(bool)
     values = ["mean", "baseline_mean", "difference", "difference_low90", "difference_high90"]
     table.loc[nok, values] = table.loc[nok, values].round(0)
     return table

@@ -878,7 +878,7 @@ class Model:
                 if self.record_events:
                     self.log(hh, "search_failed")
                 return REFUSED
-        self._complete_purchase(hh, own, price, fin)
+        self._complete_purchase(hh, own, price, fin, now)
         return BOUGHT
 
     def _give_up_frame(self, app) -> None:
@@ -886,7 +886,8 @@ class Model:
         if self.frame.withdraw(app):
             app.event.succeed(False)
 
-    def _complete_purchase(self, hh: Household, own: bool, price: float, fin: lending.Financing) -> None:
+    def _complete_purchase(self, hh: Household, own: bool, price: float, fin: lending.Financing,
+                           approved_at: float) -> None:
         now = self.env.now
         if hh.lte:
             route = "municipal" if own else "private"
@@ -914,7 +915,7 @@ class Model:
         else:
             if self.record_events:
                 self.log(hh, "bought_private", None, fin.startlan_nok, fin.grant_nok, price)
-        self._disburse(hh, fin, price)
+        self._disburse(hh, fin, price, approved_at)
 
     def _schedule_replacements(self, hh: Household, sold: Dwelling) -> None:
         ratio = self.p.replacement_ratio[self.this_month]
@@ -945,8 +946,9 @@ class Model:
             self.log(None, "unit_bought", d, price=cost)
         self._schedule_relet(d)
 
-    def _disburse(self, hh: Household, fin: lending.Financing, price: float) -> None:
-        """Pay out the loan and grant; decide now (from the household's own draw) if and when it defaults."""
+    def _disburse(self, hh: Household, fin: lending.Financing, price: float, approved_at: float) -> None:
+        """Pay out the loan and grant; decide now (from the household's own draw) if and when it defaults.
+        ``approved_at`` is when the application fixed the price and the financing."""
         p, sl = self.p, self.s.startlan
         now = self.env.now
         m = self.this_month
@@ -981,11 +983,12 @@ class Model:
                 # month and before the default's, at that month's rate (the rates ahead are the scenario's path)
                 balance = lending.floating_annuity_balance(
                     fin.startlan_nok, p.loan_rate_month[m + 1:int(default_at)], round(fin.term_years * 12))
-                # the home is sold at its value then (the price index from the purchase); an ordinary bank loan
-                # beside the startlån, on the same schedule, has the first mortgage
+                # the home is sold at its value then: the price, moved with the price index from the month it
+                # was fixed (at approval); an ordinary bank loan beside the startlån, on the same schedule, has
+                # the first mortgage
                 settle_m = p.month(settle_at)
                 loss = lending.default_loss_nok(balance, fin.bank_loan_nok * balance / fin.startlan_nok,
-                                                price * p.price_index[settle_m] / p.price_index[m],
+                                                price * p.price_index[settle_m] / p.price_index[int(approved_at)],
                                                 sl.forced_sale_discount_share)
                 self._default_diff[settle_m] -= 1
                 settled = self.flows_at(settle_at)
@@ -996,8 +999,8 @@ class Model:
         end = min(term_end, settle_at)
         if end < p.n:
             self._loans_diff[p.month(end)] -= 1
-        self.loans.append((hh.id, group, now, fin.startlan_nok, fin.bank_loan_nok, fin.grant_nok, price, rate,
-                           fin.term_years, default_at if default_at < p.n else math.nan,
+        self.loans.append((hh.id, group, approved_at, now, fin.startlan_nok, fin.bank_loan_nok, fin.grant_nok, price,
+                           rate, fin.term_years, default_at if default_at < p.n else math.nan,
                            settle_at if settle_at < p.n else math.nan, loss if settle_at < p.n else 0.0))
 
     # ------------------------------------------------------------------ other startlån borrowers

@@ -327,7 +327,7 @@ def run_tables(result) -> dict[str, pd.DataFrame]:
         "yearly.csv": year_table,
         "summary.csv": summary(year_table),
         "budget.csv": budget_summary(budget_by_replication(year_table, result.loans, result.scenario)),
-        "loans.csv": add_dates(result.loans, start, ["t", "default_t", "settled_t"]),
+        "loans.csv": add_dates(result.loans, start, ["approved_t", "t", "default_t", "settled_t"]),
     }
     events = result.events
     if events is not None:

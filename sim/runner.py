@@ -25,7 +25,7 @@ HEADLINE = ("tenants", "municipal_units", "in_advice", "waiting_for_frame", "new
             "new_owners_private", "startlan_loans", "startlan_nok", "startlan_loans_lte", "startlan_nok_lte",
             "startlan_loans_other", "startlan_nok_other", "tilskudd_grants", "tilskudd_nok", "frame_remaining_nok")
 MONTHLY_COLUMNS = HEADLINE + tuple(c for c in LEVELS + FLOWS if c not in HEADLINE)
-LOAN_COLUMNS = ("household_id", "group", "t", "startlan_nok", "bank_loan_nok", "tilskudd_nok", "price_nok",
+LOAN_COLUMNS = ("household_id", "group", "approved_t", "t", "startlan_nok", "bank_loan_nok", "tilskudd_nok", "price_nok",
                 "rate_pct", "term_years", "default_t", "settled_t", "loss_nok")
 EVENT_COLUMNS = ("t", "household_id", "group", "event", "dwelling_id", "startlan_nok", "tilskudd_nok", "price_nok")
 

@@ -105,27 +105,30 @@ def test_a_loss_is_the_share_of_the_balance_the_budget_carries(short):
 
 def test_a_loss_follows_the_value_of_the_home_when_it_is_sold(short):
     """Each loss, loan for loan, is the balance the budget carries when the loan stops paying, less what the sale
-    brings: the price paid, moved with the price index to the month the default is settled, less the forced-sale
-    discount, after the bank loan beside it (on the same schedule). Prices fall by a third in 2013 and recover in
-    2015, so some defaults lose and others are covered."""
+    brings: the price paid, moved with the price index from the month it was fixed (the approval, not the payout)
+    to the month the default is settled, less the forced-sale discount, after the bank loan beside it (on the same
+    schedule). Prices rise in steps, fall by a third in 2013 and recover by 2015, so some defaults lose and others
+    are covered, and many loans were approved at another price level than they were paid out at."""
     s = sc.with_overrides(short, {
         "period.end": "2016-12", "startlan.max_share_of_price": 0.8, "startlan.forced_sale_discount_share": 0.15,
         "startlan.default_base_per_year": 0.04, "startlan.default_resolution_months": 3.0,
-        "market.price_index": {"2010": 1.0, "2013": 0.66, "2015": 1.2}})
+        "market.price_index": {"2010": 1.0, "2011-07": 1.1, "2012-01": 1.25, "2012-07": 1.4, "2013": 0.66,
+                               "2014-07": 0.9, "2015": 1.2}})
     result = RunResult(s, 2, [run_replication(s, 2, r) for r in range(2)])
     settled = result.loans[result.loans["settled_t"].notna()]
     index = resolve_monthly(parse_dated(s.market.price_index), YearMonth.parse(s.period.start), s.period.n_months)
-    lost = covered = 0
+    lost = covered = repriced = 0
     for _, loan in settled.iterrows():
         # the balance at the end of the month it stops paying (no payment in that month, nor in the payout month)
         balance = budget.portfolio(settled.loc[[loan.name]], s)["balance"].iloc[int(loan["default_t"])]
-        value = loan["price_nok"] * index[int(loan["settled_t"])] / index[int(loan["t"])]
+        value = loan["price_nok"] * index[int(loan["settled_t"])] / index[int(loan["approved_t"])]
+        repriced += index[int(loan["approved_t"])] != index[int(loan["t"])]
         bank = loan["bank_loan_nok"] * balance / loan["startlan_nok"]
         expected = max(balance - max(0.85 * value - bank, 0.0), 0.0)
         assert loan["loss_nok"] == pytest.approx(expected, rel=1e-9, abs=1e-6)
         lost += expected > 0
         covered += expected == 0
-    assert lost > 5 and covered > 5 and (settled["bank_loan_nok"] > 0).sum() > 20
+    assert lost > 5 and covered > 5 and repriced > 5 and (settled["bank_loan_nok"] > 0).sum() > 20
 
 
 @pytest.fixture(scope="module")
