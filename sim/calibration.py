@@ -34,7 +34,7 @@ from sim import __version__
 from sim import scenario as sc
 from sim import targets as tg
 from sim.errors import ScenarioError, UserError
-from sim.runner import run_replication
+from sim.runner import code_hash, run_replication
 
 
 @dataclass
@@ -206,23 +206,13 @@ def abc_smc(problem: Problem, particles: int, generations: int, seed: int, execu
     return history
 
 
-def model_code_hash() -> str:
-    """A hash of the package's source (every module of ``sim``): saved generations were simulated by this code, and
-    a fit resumed after the model changed would mix generations of two models."""
-    h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def run_key(problem: Problem, particles: int, seed: int) -> str:
     """Identity of a calibration (not its number of generations: a resume may add more), including the model's
     code, so that only generations simulated by this very model are resumed."""
     h = hashlib.sha256(json.dumps(problem.scenario.model_dump(mode="json"), sort_keys=True).encode())
     h.update(json.dumps([problem.keys, problem.low.tolist(), problem.high.tolist(),
                          [(t.quantity, t.month, t.value, t.lower, t.upper) for t in problem.targets],
-                         problem.replications, particles, seed, __version__, model_code_hash()]).encode())
+                         problem.replications, particles, seed, __version__, code_hash()]).encode())
     return h.hexdigest()[:16]
 
 

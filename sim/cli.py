@@ -47,6 +47,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
+            if os.environ.get("LTE_DEBUG") and exc.__cause__ is not None:  # it wraps an error lte did not foresee
+                raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_USER_ERROR)
         except click.UsageError as exc:  # a bad flag or argument of a command: one line too, not click's usage block

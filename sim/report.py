@@ -347,7 +347,7 @@ def render(folder: str | Path) -> Path:
         title, page, charts = _page(manifest, is_sweep, tables)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a file changed by hand
         raise UserError(f"{folder}: its files are damaged or were not written by this version of lte "
-                        f"({type(exc).__name__}: {exc}); run it again") from None
+                        f"({type(exc).__name__}: {exc}); run it again (LTE_DEBUG=1 shows where)") from exc
     with outputs.locked_dir(folder, allow_existing=True):
         (folder / "charts").mkdir(exist_ok=True)
         with outputs.AtomicWriter(folder / "charts") as w:

@@ -8,8 +8,11 @@ whichever process, machine or executor computes it, and however many replication
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -165,6 +168,17 @@ def posterior_scenarios(scenario: Scenario, draws: list[dict]) -> Callable[[int]
         return cache[k]
 
     return for_replication
+
+
+@functools.cache
+def code_hash() -> str:
+    """A hash of the package's source (every module of ``sim``): saved results (a fit's generations, a sweep's
+    runs) were made by this code, and resuming them after the model changed would mix the work of two models."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- aggregation

@@ -32,7 +32,7 @@ from sim import __version__, outputs
 from sim import scenario as sc
 from sim.compare import OUTCOMES, paired_difference, period_totals
 from sim.errors import OutputError, ScenarioError
-from sim.runner import run_replication, yearly
+from sim.runner import code_hash, run_replication, yearly
 from sim.timeline import parse_dated
 
 TOP_KEYS = ("name", "description", "base", "replications", "seed", "overrides", "levers", "uncertainties", "design")
@@ -105,11 +105,11 @@ class Sweep:
     points: list[Point] = field(default_factory=list)
 
     def spec_hash(self) -> str:
-        """Identity of the sweep's work: every point's resolved scenario, seeds and the package version."""
+        """Identity of the sweep's work: every point's resolved scenario, seeds, the package version and its code."""
         h = hashlib.sha256()
         for p in self.points:
             h.update(json.dumps(p.scenario.model_dump(mode="json"), sort_keys=True).encode())
-        h.update(f"{self.seed}/{self.replications}/{__version__}".encode())
+        h.update(f"{self.seed}/{self.replications}/{__version__}/{code_hash()}".encode())
         return h.hexdigest()
 
 
@@ -397,7 +397,7 @@ def _points(sweep: Sweep) -> list[Point]:
 # ---------------------------------------------------------------------------------------------- running
 def run_id(scenario: sc.Scenario, seed: int, replication: int) -> str:
     h = hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode())
-    h.update(f"/{seed}/{replication}/{__version__}".encode())
+    h.update(f"/{seed}/{replication}/{__version__}/{code_hash()}".encode())
     return h.hexdigest()[:24]
 
 

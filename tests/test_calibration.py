@@ -104,7 +104,7 @@ def test_a_fit_is_not_resumed_after_the_model_changed(small, tmp_path, monkeypat
     cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **kw)
     again = cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **{**kw, "generations": 3})
     assert again["resumed_generations"] == 2
-    monkeypatch.setattr(cal, "model_code_hash", lambda: "another model")
+    monkeypatch.setattr(cal, "code_hash", lambda: "another model")
     changed = cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **{**kw, "generations": 3})
     assert changed["resumed_generations"] == 0
 

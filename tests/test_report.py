@@ -6,6 +6,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from sim import report
 from sim.cli import cli
 
 from .conftest import DRAMMEN, write_variant
@@ -152,3 +153,16 @@ def test_a_damaged_run_folder_is_one_line(tmp_path, one_run, damage, fragment):
     assert r.exit_code == 2 and "Traceback" not in r.output and str(folder) in r.output, r.output
     assert fragment in r.output and len(r.output.strip().splitlines()) == 1, r.output
     assert not (folder / "report.html").exists() and not (folder / "charts").exists()
+
+
+def test_an_unforeseen_error_while_building_the_page_shows_its_traceback_with_lte_debug(one_run, monkeypatch):
+    """The one line for a damaged folder may hide a fault of lte's own: LTE_DEBUG=1 shows where it arose."""
+    def broken(*args):
+        raise KeyError("mean")
+
+    monkeypatch.setattr(report, "run_charts", broken)
+    r = CliRunner().invoke(cli, ["report", str(one_run)])
+    assert r.exit_code == 2 and "LTE_DEBUG=1 shows where" in r.output, r.output
+    monkeypatch.setenv("LTE_DEBUG", "1")
+    r = CliRunner().invoke(cli, ["report", str(one_run)])
+    assert r.exit_code != 2 and isinstance(r.exception.__cause__, KeyError)

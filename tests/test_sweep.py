@@ -249,6 +249,19 @@ def test_folder_rules(tmp_path, reference, tiny):
     assert r.exit_code == 2 and "in use" in r.output
 
 
+def test_a_sweep_is_not_resumed_after_the_model_changed(reference, tiny, monkeypatch):
+    """Finished runs belong to the code that made them: after a change to the package's code the same sweep is
+    different work (refused without --overwrite), and each run has another id, so no old run file is reused."""
+    ref_out, _ = reference
+    s = sw.load(tiny)
+    point = s.points[0]
+    before = (s.spec_hash(), sw.run_id(point.scenario, s.seed, 0))
+    monkeypatch.setattr(sw, "code_hash", lambda: "another model")
+    assert s.spec_hash() != before[0] and sw.run_id(point.scenario, s.seed, 0) != before[1]
+    with pytest.raises(OutputError, match="different sweep"):
+        sw.run_sweep(sw.load(tiny), ref_out, InProcess())
+
+
 def test_overwrite_removes_only_what_lte_wrote(tmp_path, reference, tiny):
     """--overwrite replaces earlier results (a different sweep's, a run's) and never touches the user's own files:
     lte sweep --out . --overwrite in a project folder must not empty it."""
