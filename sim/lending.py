@@ -149,7 +149,8 @@ def size_financing(
             return Financing(False, own_funds_nok=own_used, reason="gap_above_grant_cap")
         grant = gap
     startlan = min(borrow, startlan_max_share_of_price * (price_nok + costs_nok))
-    return Financing(True, startlan, borrow - startlan, grant, own_used, "", term_years)
+    return Financing(True, startlan_nok=startlan, bank_loan_nok=borrow - startlan, grant_nok=grant,
+                     own_funds_nok=own_used, term_years=term_years)
 
 
 def default_hazard_year(base_per_year: float, burden: float, reference_burden: float, elasticity: float) -> float:

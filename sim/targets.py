@@ -157,18 +157,19 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
                 problems.append((f"{key}.{c}", f"{text!r} is not a number"))
                 nums[c] = None
                 continue
-            v = nums[c]
+            v, share = nums[c], kind in ("share", "rate")
             if v is None:
                 continue
-            if not math.isfinite(v) or v < 0 or (kind in ("share", "rate") and v > 1):
-                rule = "a share from 0 to 1" if kind in ("share", "rate") else "a number of at least 0"
+            if not math.isfinite(v) or v < 0 or (share and v > 1):
+                rule = "a share from 0 to 1" if share else "a number of at least 0"
                 problems.append((f"{key}.{c}", f"{text!r}: {q} must be {rule}"))
                 nums[c] = None
         when = rec["date"].strip()
-        if (when, q) in seen:
-            problems.append((key, f"{q} at {when} is listed twice (row {seen[(when, q)]} and row {line}); keep one"))
+        same = (q, when[:4] if QUANTITIES[q][0].startswith("year:") else when)  # a yearly sum: one per year
+        if same in seen:
+            problems.append((key, f"{q} at {when} is listed twice (row {seen[same]} and row {line}); keep one"))
             continue
-        seen[(when, q)] = line
+        seen[same] = line
         if all(v is None for v in nums.values()):
             problems.append((key, "needs a value, or a lower or upper bound"))
             continue

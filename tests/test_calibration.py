@@ -138,6 +138,9 @@ def test_fit_is_applied_and_posterior_drawn(small, tmp_path):
     ("2017-11-20,startlan_default_rate,-0.5,,,x,y", "must be a share from 0 to 1"),
     # the same figure twice, with two values
     ("2013-01-01,cumulative_owners,5,,,x,y\n2013-01-01,cumulative_owners,7,,,x,y", "listed twice (row 2 and row 3)"),
+    # a year's sum dated twice in the same year
+    ("2012-06-30,startlan_disbursed_nok_year,5,,,x,y\n2012-12-31,startlan_disbursed_nok_year,7,,,x,y",
+     "listed twice (row 2 and row 3)"),
 ])
 def test_targets_errors(tmp_path, drammen, row, rule):
     f = tmp_path / "t.csv"

@@ -202,7 +202,10 @@ def _error(tmp_path, body):
     ("[startlan]\nlong_term_years = 25\n", "startlan", "long_term_years: 25 years is shorter than term_years"),
     # a month left out, a period of centuries, magnitudes no municipality has (typos; some would overflow or
     # exhaust memory in the run)
-    ('[period]\nend = "2030"\n', "period.end", "write the month too"),
+    ('[period]\nend = "2030"\n', "period.end", "write it YYYY-MM, with the month in two digits"),
+    ('[period]\nprogramme_start = "2011-6"\n', "period.programme_start", "with the month in two digits"),
+    ("[startlan]\nloss_given_default_share = 0.25\n", "startlan.loss_given_default_share",
+     "replaced by startlan.forced_sale_discount_share"),
     ('[period]\nend = "9999-12"\n', "period", "longer than 100 years"),
     ("[programme]\nreplacement_ratio = 1e18\n", "programme.replacement_ratio", "at most 10"),
     ("[market]\nhusbanken_rate_pct = 45\n", "market.husbanken_rate_pct", "at most 30"),
