@@ -147,7 +147,7 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
         if not start <= month <= end:
             problems.append((f"{key}.date", f"{rec['date']} lies outside the simulated period {start} to {end}"))
             continue
-        nums = {}
+        nums, reported = {}, len(problems)
         kind = QUANTITIES[q][1]
         for c in ("value", "lower", "upper"):
             text = rec[c].strip()
@@ -171,7 +171,8 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
             continue
         seen[same] = line
         if all(v is None for v in nums.values()):
-            problems.append((key, "needs a value, or a lower or upper bound"))
+            if len(problems) == reported:  # (a figure refused above already said what is wrong with the row)
+                problems.append((key, "needs a value, or a lower or upper bound"))
             continue
         if nums["lower"] is not None and nums["upper"] is not None and nums["lower"] > nums["upper"]:
             problems.append((key, "lower bound above upper bound"))

@@ -148,6 +148,7 @@ def test_targets_errors(tmp_path, drammen, row, rule):
     with pytest.raises(ScenarioError) as info:
         tg.load_targets(f, drammen)
     assert str(f) in str(info.value) and "row " in str(info.value) and rule in str(info.value)
+    assert len(info.value.problems) == 1, info.value.problems  # one problem, one line
 
 
 def test_a_target_is_computed_at_its_day(drammen):
