@@ -14,8 +14,11 @@ from sim import __version__
 from sim.errors import UserError
 
 EXIT_USER_ERROR = 2
-MAX_REPLICATIONS = 100_000  # as a scenario's replications (and a sweep's)
+# bounds on the options, as scenario.MAX_REPLICATIONS and sweep.MAX_SAMPLES (written here, not imported: the
+# command line starts without loading pydantic and numpy; a test keeps them equal)
+MAX_REPLICATIONS = 100_000
 MAX_SAMPLES = 100_000
+MAX_WORKERS = 1024
 
 
 def _command() -> list[str]:
@@ -148,7 +151,7 @@ def run(scenario: str, replications: int | None, seed: int | None, out: str | No
 
 
 def _executor_options(f):
-    f = click.option("--workers", type=click.IntRange(min=1, max=1024), default=2, show_default=True,
+    f = click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=2, show_default=True,
                      help="Local worker processes (1 runs in this process).")(f)
     f = click.option("--scheduler", metavar="ADDRESS", help="Run on a Dask cluster, e.g. tcp://scheduler:8786.")(f)
     f = click.option("--local-cluster", is_flag=True, help="Start a local Dask cluster with --workers workers.")(f)
@@ -278,7 +281,7 @@ def report(folder: str) -> None:
 @click.option("--generations", type=click.IntRange(min=1, max=100), default=5, show_default=True,
               help="ABC-SMC generations.")
 @click.option("--replications", type=click.IntRange(min=1, max=MAX_REPLICATIONS), default=2, show_default=True, help="Replications per evaluation.")
-@click.option("--workers", type=click.IntRange(min=1, max=1024), default=2, show_default=True, help="Local worker processes.")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=2, show_default=True, help="Local worker processes.")
 @click.option("--restart", is_flag=True, help="Discard a saved unfinished calibration instead of resuming it.")
 def calibrate(scenario: str, targets: str, out: str, until: str | None, seed: int, particles: int, generations: int,
               replications: int, workers: int, restart: bool) -> None:

@@ -88,7 +88,7 @@ def load_yearly(ref: str):
     from pathlib import Path
 
     from sim.errors import UserError
-    from sim.outputs import read_csv
+    from sim.outputs import read_result_table
 
     folder, _, point = ref.partition(":") if ":" in ref and not Path(ref).exists() else (ref, "", "")
     folder = Path(folder)
@@ -96,16 +96,12 @@ def load_yearly(ref: str):
         raise UserError(f"{folder}: not a finished run or sweep folder (yearly.csv and manifest.json are needed)")
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
-        table = read_csv(folder / "yearly.csv")
     except (ValueError, OSError) as exc:
-        raise UserError(f"{folder}: cannot read its manifest.json and yearly.csv ({exc})") from None
+        raise UserError(f"{folder}: cannot read its manifest.json ({exc})") from None
     if not isinstance(manifest, dict):
         raise UserError(f"{folder}/manifest.json: not a manifest written by lte (a JSON object of keys is "
                         "expected); run it again")
-    missing = [c for c in ("replication", "year") if c not in table.columns]
-    if missing:
-        raise UserError(f"{folder}/yearly.csv: not a table written by lte (no {' or '.join(missing)} column); "
-                        "run it again")
+    table = read_result_table(folder / "yearly.csv", ("replication", "year"))
     if point != "":
         if "point" not in table.columns:
             raise UserError(f"{ref}: {folder} is a run, not a sweep; leave out ':{point}'")

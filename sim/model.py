@@ -1001,7 +1001,7 @@ class Model:
             self._loans_diff[p.month(end)] -= 1
         self.loans.append((hh.id, group, approved_at, now, fin.startlan_nok, fin.bank_loan_nok, fin.grant_nok, price,
                            rate, fin.term_years, default_at if default_at < p.n else math.nan,
-                           settle_at if settle_at < p.n else math.nan, loss if settle_at < p.n else 0.0))
+                           settle_at if settle_at < p.n else math.nan, loss))
 
     # ------------------------------------------------------------------ other startlån borrowers
     def _other_applies(self, hh: Household) -> None:

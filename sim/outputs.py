@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from sim.errors import OutputError
+from sim.errors import OutputError, UserError
 
 LOCK_NAME = ".lte.lock"
 DIALECTS = ("plain", "nb")
@@ -309,6 +309,19 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     else:
         df = pd.read_csv(path)
     return unguard_formulas(df)
+
+
+def read_result_table(path: Path, columns: Iterable[str]) -> pd.DataFrame:
+    """A table of a run's or sweep's folder, with the columns the caller cannot do without; otherwise a UserError
+    naming the file (one written over by hand or by another program)."""
+    try:
+        table = read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot be read as a table written by lte ({exc}); run it again") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: not a table written by lte (no {' or '.join(missing)} column); run it again")
+    return table
 
 
 # ---------------------------------------------------------------------------------------------- a run's files

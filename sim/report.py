@@ -342,7 +342,7 @@ def render(folder: str | Path) -> Path:
     if missing:
         raise UserError(f"{folder}: not a finished {'sweep' if is_sweep else 'run'} folder "
                         f"({', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing)")
-    tables = {name: _read_table(folder / name, columns) for name, columns in needed.items()}
+    tables = {name: outputs.read_result_table(folder / name, columns) for name, columns in needed.items()}
     try:
         title, page, charts = _page(manifest, is_sweep, tables)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a file changed by hand
@@ -356,18 +356,6 @@ def render(folder: str | Path) -> Path:
         with outputs.AtomicWriter(folder) as w:
             w.bytes("report.html", page.encode("utf-8"))
     return folder / "report.html"
-
-
-def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A table of the folder, with the columns the report needs; otherwise a UserError naming the file."""
-    try:
-        table = outputs.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot be read as a table written by lte ({exc}); run it again") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise UserError(f"{path}: not a table written by lte (no {' or '.join(missing)} column); run it again")
-    return table
 
 
 def _page(manifest: dict, is_sweep: bool, tables: dict[str, pd.DataFrame]) -> tuple[str, str, dict]:

@@ -31,6 +31,7 @@ from sim.timeline import YearMonth, months_between, parse_dated
 
 KINDS = ("fact", "policy", "exogenous", "behavioural")
 MAX_YEARS = 100  # the longest period a scenario may run
+MAX_REPLICATIONS = 100_000  # replications of a scenario, a sweep or a command line
 
 
 def F(default: Any = ..., *, unit: str, doc: str, kind: str = "fact", **constraints: Any) -> Any:
@@ -56,6 +57,11 @@ def _dated(ge: float | None = None, le: float | None = None, gt: float | None = 
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else float(value)
 
     return Annotated[Any, BeforeValidator(check)]
+
+
+def is_number(value: Any) -> bool:
+    """A finite number written as a number (not true or false, which Python counts as 1 and 0)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _year_month(value: str) -> str:
@@ -307,8 +313,7 @@ class Calibration(Section):
         """A range is two numbers written as numbers ([2, 12]; not ["2", "12"] or [false, true])."""
         if isinstance(value, dict):
             for key, bounds in value.items():
-                if not isinstance(bounds, list) or not all(
-                        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
+                if not isinstance(bounds, list) or not all(is_number(b) for b in bounds):
                     raise ValueError(f"{key!r}: a range is two numbers [low, high], got {bounds!r}")
         return value
 
@@ -319,7 +324,7 @@ class Scenario(Section):
     name: str = F(unit="text", doc="short name; used for the default output folder", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = F("", unit="text", doc="what this scenario is for")
     seed: int = F(1, unit="integer", doc="default seed for replications (the --seed flag overrides)", ge=0)
-    replications: int = F(20, unit="runs", doc="default number of replications (--replications overrides)", ge=1, le=100_000)
+    replications: int = F(20, unit="runs", doc="default number of replications (--replications overrides)", ge=1, le=MAX_REPLICATIONS)
     period: Period = Period()
     stock: Stock
     households: Households

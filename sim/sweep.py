@@ -44,7 +44,6 @@ NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # as a scenario's name (scenario.Scenar
 # upper bounds that keep a mistyped number from exhausting memory (a sweep's runs are held until it ends)
 MAX_SAMPLES = 100_000
 MAX_STEPS = 10_000
-MAX_REPLICATIONS = 100_000
 MAX_POINTS = 100_000
 MAX_RUNS = 1_000_000
 
@@ -148,8 +147,8 @@ def load(path: str | Path) -> Sweep:
 
     reps = raw.get("replications", base.replications)
     seed = raw.get("seed", base.seed)
-    if not _whole(reps, 1, MAX_REPLICATIONS):
-        problems.append(("replications", f"must be a whole number from 1 to {MAX_REPLICATIONS:,} (got {reps!r})"))
+    if not _whole(reps, 1, sc.MAX_REPLICATIONS):
+        problems.append(("replications", f"must be a whole number from 1 to {sc.MAX_REPLICATIONS:,} (got {reps!r})"))
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         problems.append(("seed", f"must be a whole number of at least 0 (got {seed!r})"))
 
@@ -226,10 +225,6 @@ def _whole(value: Any, lo: int, hi: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and lo <= value <= hi
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _override_problem(key: str, rule: str, overrides: dict) -> tuple[str, str]:
     """A problem of the overridden base scenario, under the sweep-file key it belongs to: a rule of the whole
     scenario (no key) that starts with an overridden key is put under that key."""
@@ -273,7 +268,7 @@ def _lever(f: str, key: str, spec: Any, problems: list) -> Lever | None:
         for extra in set(spec) - RANGE_KEYS:
             problems.append((f"levers.{key}.{extra}", f"unknown key in a range{sc._suggest(extra, RANGE_KEYS)}"))
         lo, hi, steps = spec.get("min"), spec.get("max"), spec.get("steps", 5)
-        if not all(_finite(v) for v in (lo, hi)) or not lo < hi:
+        if not all(sc.is_number(v) for v in (lo, hi)) or not lo < hi:
             problems.append((f"levers.{key}", f"a range needs finite numbers min < max (got min = {lo!r}, "
                                               f"max = {hi!r})"))
             return None
@@ -331,7 +326,7 @@ def _uncertainty(f: str, key: str, spec: Any, base: sc.Scenario, problems: list)
         return None
     how = next(k for k in spec if k in TRANSFORMS)
     bounds = spec[how]
-    if not (isinstance(bounds, list) and len(bounds) == 2 and all(_finite(b) for b in bounds)
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(sc.is_number(b) for b in bounds)
             and bounds[0] < bounds[1]):
         problems.append((f"uncertainties.{key}.{how}", f"must be [low, high], finite numbers with low < high "
                                                        f"(got {bounds!r})"))

@@ -137,10 +137,11 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(QUANTITIES)}"
             problems.append((f"{key}.quantity", f"unknown quantity {q!r}{hint}"))
             continue
+        when = rec["date"].strip()
         try:
-            month = YearMonth.parse(rec["date"].strip()[:7])
-            if len(rec["date"].strip()) > 7:
-                datetime.date.fromisoformat(rec["date"].strip()[:10])
+            month = YearMonth.parse(when[:7])
+            if len(when) > 7:
+                datetime.date.fromisoformat(when[:10])
         except ValueError:
             problems.append((f"{key}.date", f"{rec['date']!r} is not an ISO date (YYYY-MM-DD)"))
             continue
@@ -164,7 +165,6 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
                 rule = "a share from 0 to 1" if share else "a number of at least 0"
                 problems.append((f"{key}.{c}", f"{text!r}: {q} must be {rule}"))
                 nums[c] = None
-        when = rec["date"].strip()
         same = (q, when[:4] if QUANTITIES[q][0].startswith("year:") else when)  # a yearly sum: one per year
         if same in seen:
             problems.append((key, f"{q} at {when} is listed twice (row {seen[same]} and row {line}); keep one"))
@@ -179,7 +179,7 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
             continue
         if cutoff is not None and month > cutoff:
             continue
-        out.append(Target(line, rec["date"].strip(), str(month), q, nums["value"], nums["lower"], nums["upper"],
+        out.append(Target(line, when, str(month), q, nums["value"], nums["lower"], nums["upper"],
                           rec["scope"], rec["source"]))
     if problems:
         raise ScenarioError(f, problems)

@@ -377,6 +377,17 @@ def test_sizes_and_empty_out_are_refused_by_the_options(tmp_path, monkeypatch, a
     assert list(tmp_path.iterdir()) == []  # nothing written, not even the default outputs/ folder
 
 
+def test_the_options_bounds_are_the_librarys():
+    """The command line writes its bounds out (it starts without loading the library's dependencies); they must
+    be the bounds the scenario schema and the sweep loader apply."""
+    from sim import cli as command_line
+    from sim import scenario as sc
+    from sim import sweep as sw
+
+    assert command_line.MAX_REPLICATIONS == sc.MAX_REPLICATIONS
+    assert command_line.MAX_SAMPLES == sw.MAX_SAMPLES
+
+
 def test_a_failed_sweep_leaves_no_folder_behind(tmp_path, monkeypatch):
     """An output folder whose name the system refuses (too long): one line, and no outputs/ folder is left."""
     monkeypatch.chdir(tmp_path)
