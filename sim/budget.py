@@ -7,8 +7,10 @@ Built after the run from its yearly table and its loans table, so it needs no ch
   in default stops paying; when the default is settled, the loss (``loss_nok`` of the loans table) is written
   off and the rest of the balance is recovered from the sale of the home and counts as repaid.
   So for every year: portfolio at year end = portfolio at start + paid out − repaid − losses (exactly).
-- **Borrowing from Husbanken.** The municipality borrows what it lends on; its debt to Husbanken follows the
-  portfolio, and it pays Husbanken's rate on it. Its margin is interest received minus interest paid.
+- **Borrowing from Husbanken.** The municipality borrows what it lends on and repays Husbanken what its borrowers
+  repay; a loss does not lessen what it owes, so at a settled default it repays Husbanken the loss too (its own
+  share, and the state's, which the state pays it). Its debt to Husbanken is thus the portfolio, and it pays
+  Husbanken's rate on it. Its margin is interest received minus interest paid.
 - **Tilskudd** is written down evenly over ``tilskudd.writedown_years`` from the month it is paid.
 
 All amounts are positive NOK; each column's README entry says whether it is money in or money out.
@@ -37,6 +39,8 @@ COLUMNS = (
                          "failed after its year closed (no carry-over), counted in the year it failed"),
     ("husbanken_borrowing_nok", "new borrowing from Husbanken to lend on (= startlån paid out; money in)"),
     ("repayments_received_nok", "instalments and recovered balances received from borrowers (money in)"),
+    ("husbanken_repayments_nok", "repaid to Husbanken: what borrowers repaid, and the losses written off (a loss "
+                                 "does not lessen the debt; money out)"),
     ("interest_received_nok", "interest received from borrowers at Husbanken's rate + margin (money in)"),
     ("interest_paid_husbanken_nok", "interest paid to Husbanken on the municipality's startlån debt (money out)"),
     ("margin_nok", "interest received − interest paid: the municipality's margin"),
@@ -177,6 +181,7 @@ def budget_by_replication(yearly: pd.DataFrame, loans: pd.DataFrame, scenario: S
         for c in ("paid", "repaid", "interest_in", "interest_out", "loss", "balance"):
             b[c] = 0.0
     b["repayments_received_nok"] = b.pop("repaid")
+    b["husbanken_repayments_nok"] = b["repayments_received_nok"] + b["loss"]
     b["interest_received_nok"] = b.pop("interest_in")
     b["interest_paid_husbanken_nok"] = b.pop("interest_out")
     b["margin_nok"] = b["interest_received_nok"] - b["interest_paid_husbanken_nok"]

@@ -212,7 +212,9 @@ def compare(run_a: str, run_b: str, out: str | None, overwrite: bool, csv_dialec
         click.echo(f"  (the replications ran with {table.attrs['draws_averaged']} parameter draws in turn: those "
                    "sharing a draw are averaged first, and the interval is over the draws)")
     if (total["replications"] < 2).any():
-        click.echo("  (one replication each: A - B has no interval, which needs at least 2 replications)")
+        click.echo("  (one parameter draw: A - B has no interval, which needs at least 2 draws)"
+                   if table.attrs.get("draws_averaged") else
+                   "  (one replication each: A - B has no interval, which needs at least 2 replications)")
     for row in total.itertuples():
         interval = (f"[{row.difference_low90:,.1f}, {row.difference_high90:,.1f}]" if row.replications >= 2
                     else "[no interval]")

@@ -149,17 +149,20 @@ def _unpaired_draws(ref_a: str, draws_a: list[dict], ref_b: str, draws_b: list[d
     return None
 
 
-def _period(manifest: dict, yearly: pd.DataFrame) -> tuple[str, str]:
-    """What a run covers: its scenario's months (from an lte run's manifest; "" for a sweep point, whose manifest is
-    the sweep's), and the years of its table."""
+def _period(ref: str, manifest: dict, yearly: pd.DataFrame) -> tuple[str, str]:
+    """What a run covers: its months (from an lte run's scenario, or a sweep's period, which all its points share),
+    and the years of its table."""
+    from sim.errors import UserError
+
     scenario = manifest.get("scenario")
-    period = scenario.get("period") if isinstance(scenario, dict) else None
-    months = f"{period['start']} to {period['end']}" if isinstance(period, dict) and period.get("start") \
-        and period.get("end") else ""
+    period = scenario.get("period") if isinstance(scenario, dict) else manifest.get("period")
+    if not (isinstance(period, dict) and period.get("start") and period.get("end")):
+        raise UserError(f"{ref}: its manifest.json does not say which months it covers (written by an older lte, "
+                        "or edited); run it again")
     years = sorted(set(yearly["year"]))
-    if not years:
-        return months, "no year"
-    return months, f"the years {years[0]} to {years[-1]}" if len(years) > 1 else f"the year {years[0]}"
+    span = "no year" if not years else \
+        f"the years {years[0]} to {years[-1]}" if len(years) > 1 else f"the year {years[0]}"
+    return f"{period['start']} to {period['end']}", span
 
 
 def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
@@ -178,10 +181,11 @@ def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
                         "their replications are not paired; run both with the same --seed")
     if set(a["replication"]) != set(b["replication"]):
         raise UserError(f"{ref_a} and {ref_b} have different replications; run both with the same --replications")
-    (months_a, years_a), (months_b, years_b) = _period(manifest_a, a), _period(manifest_b, b)
-    if years_a != years_b or (months_a and months_b and months_a != months_b):
-        raise UserError(f"{ref_a} covers {months_a or years_a} and {ref_b} {months_b or years_b}: their years and "
-                        "whole-period totals do not match; run both over the same period")
+    (months_a, years_a), (months_b, years_b) = _period(ref_a, manifest_a, a), _period(ref_b, manifest_b, b)
+    if (months_a, years_a) != (months_b, years_b):
+        shown_a, shown_b = (months_a, months_b) if months_a != months_b else (years_a, years_b)
+        raise UserError(f"{ref_a} covers {shown_a} and {ref_b} {shown_b}: their years and whole-period totals do "
+                        "not match; run both over the same period")
     draws_a, draws_b = manifest_a.get("parameter_draws") or [], manifest_b.get("parameter_draws") or []
     unpaired = _unpaired_draws(ref_a, draws_a, ref_b, draws_b, set(a["replication"]))
     if unpaired:

@@ -978,6 +978,7 @@ class Model:
             settle_at = default_at + sl.default_resolution_months
             self._default_diff[p.month(default_at)] += 1
             self.flows_at(default_at).defaults += 1.0
+            loss = math.nan  # not settled within the run: the loss is not known yet
             if settle_at < p.n:
                 # the balance when it stops paying, as the budget follows it: a payment each month after the payout
                 # month and before the default's, at that month's rate (the rates ahead are the scenario's path)

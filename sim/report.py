@@ -278,6 +278,7 @@ BUDGET_VIEWS = (
         ("frame_unused_nok", "frame unused", False),
         ("frame_lapsed_nok", "frame lapsed", False),
         ("repayments_received_nok", "repaid by borrowers", False),
+        ("husbanken_repayments_nok", "repaid to Husbanken (with losses)", False),
         ("interest_received_nok", "interest received", False),
         ("interest_paid_husbanken_nok", "interest paid to Husbanken", False),
         ("margin_nok", "margin", False),
@@ -396,8 +397,10 @@ def _page(manifest: dict, is_sweep: bool, tables: dict[str, pd.DataFrame]) -> tu
                                     sampled=[] if levers else uncertainties)
         if levers:
             parts.append("<h2>Compared with the baseline point, whole period</h2><p>Mean over replications and the "
-                         "paired difference from the baseline point with a 90 % interval: if the interval does not "
-                         f"contain 0, the difference is not the model's randomness. {_SWEEP_UNITS} Totals over the "
+                         "paired difference from the baseline point with a 90 % interval for its mean over the "
+                         "replications (at the fit's estimates). Where a policy changes nothing, about one interval in "
+                         "ten still leaves out 0: read the rows together, not one at a time. "
+                         f"{_SWEEP_UNITS} Totals over the "
                          f"whole period. {_SWEEP_BUDGET}</p>" + _table(totals))
         else:
             parts.append("<h2>Each sample, whole period</h2><p>Mean over replications at each sample of the "

@@ -129,6 +129,11 @@ def test_a_loss_follows_the_value_of_the_home_when_it_is_sold(short):
         lost += expected > 0
         covered += expected == 0
     assert lost > 5 and covered > 5 and repriced > 5 and (settled["bank_loan_nok"] > 0).sum() > 20
+    # a default not settled within the run has no loss yet (empty, not 0); a loan that never defaulted lost nothing
+    open_default = result.loans["default_t"].notna() & result.loans["settled_t"].isna()
+    assert open_default.sum() > 0 and result.loans.loc[open_default, "loss_nok"].isna().all()
+    assert (result.loans.loc[result.loans["default_t"].isna(), "loss_nok"] == 0).all()
+    assert settled["loss_nok"].notna().all()
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +148,12 @@ def test_budget_closes_every_year(per_rep):
         - b["portfolio_end_nok"]
     assert gap.abs().max() < 0.01
     assert (b["portfolio_end_nok"] >= 0).all()
+    # the debt to Husbanken is the portfolio: borrowed as paid out, repaid as borrowers repay and as losses are
+    # written off (a default does not lessen what the municipality owes)
+    debt_gap = b["portfolio_start_nok"] + b["husbanken_borrowing_nok"] - b["husbanken_repayments_nok"] \
+        - b["portfolio_end_nok"]
+    assert debt_gap.abs().max() < 0.01
+    assert (b["husbanken_repayments_nok"] - b["repayments_received_nok"] - b["loss_nok"]).abs().max() < 1e-6
     # the check bites: every replication has losses written off and recovered balances
     assert (b.groupby("replication")["loss_nok"].sum() > 0).all()
     # losses are the model's own (loss_nok of the loans table, in the month the default is settled)

@@ -80,7 +80,8 @@ def two_runs(tmp_path_factory):
                            (big, "big_nb", ["--csv-dialect", "nb"]), (big, "big_estimates", ["--parameter-draws", "0"]),
                            (small, "small_estimates", ["--parameter-draws", "0"]), (own, "own", []),
                            (big, "big_2draws", ["--parameter-draws", "2"]), (half, "half", []),
-                           (small, "small_2draws", ["--parameter-draws", "2"])):
+                           (small, "small_2draws", ["--parameter-draws", "2"]),
+                           (small, "small_1draw", ["--parameter-draws", "1"]), (big, "big_1draw", ["--parameter-draws", "1"])):
         r = CliRunner().invoke(cli, ["run", str(f), "-n", "3", "--seed", "5", "--out", str(tmp / name), *extra])
         assert r.exit_code == 0, r.output
     return tmp
@@ -176,3 +177,12 @@ def test_compare_names_a_damaged_run_folder(two_runs, tmp_path):
     (broken / "manifest.json").write_text("{not json")
     r = CliRunner().invoke(cli, ["compare", str(broken), str(two_runs / "big")])
     assert r.exit_code == 2 and "cannot read" in r.output, r.output
+
+
+def test_one_draw_shared_by_every_replication_has_no_interval_and_says_why(two_runs):
+    """Three replications that all ran with the one posterior draw are averaged into one pair: no interval, and the
+    line says it is the draws that are too few (not the replications, which are three)."""
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small_1draw"), str(two_runs / "big_1draw")])
+    assert r.exit_code == 0, r.output
+    assert "one parameter draw" in r.output and "one replication each" not in r.output, r.output
+    assert "[no interval]" in r.output

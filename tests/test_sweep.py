@@ -1,5 +1,6 @@
 """Sweeps: validation, common random numbers, identical results on every executor, resume after a kill."""
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from sim.errors import OutputError, ScenarioError
 from sim.executors import Dask, InProcess, ProcessPool
 from sim.outputs import read_csv
 
-from .conftest import DRAMMEN
+from .conftest import DRAMMEN, write_variant
 
 TINY = f'''
 name = "tiny"
@@ -298,6 +299,29 @@ def test_compare_command(reference, tmp_path):
     assert r.exit_code == 2 and "is a sweep" in r.output
     r = CliRunner().invoke(cli, ["compare", f"{out}:99", f"{out}:2"])
     assert r.exit_code == 2 and "no point 99" in r.output
+
+
+def test_compare_refuses_a_sweep_point_and_a_run_over_different_months(reference, tmp_path):
+    """The sweep runs to 2013-06; a run to 2013-12 has the same years, but its last year and its whole-period
+    totals cover six months more: not comparable (the sweep's manifest records the period all its points share)."""
+    out, _ = reference
+    assert json.loads((out / "manifest.json").read_text())["period"]["end"] == "2013-06"
+    longer = write_variant(tmp_path, '[period]\nend = "2013-12"\n')
+    r = CliRunner().invoke(cli, ["run", str(longer), "-n", "2", "--seed", "3", "--parameter-draws", "0",
+                                 "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["compare", f"{out}:0", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "2010-01 to 2013-06" in r.output and "2010-01 to 2013-12" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    # a manifest that does not say which months it covers cannot be paired safely
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["period"]
+    (tmp_path / "old").mkdir()
+    for f in ("yearly.csv", "points.csv", "runs.csv"):
+        (tmp_path / "old" / f).write_bytes((out / f).read_bytes())
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
+    r = CliRunner().invoke(cli, ["compare", f"{tmp_path / 'old'}:0", f"{out}:2"])
+    assert r.exit_code == 2 and "does not say which months" in r.output, r.output
 
 
 def test_rerun_of_a_finished_sweep_runs_nothing_and_rewrites_the_same_files(reference, tiny):
