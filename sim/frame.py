@@ -67,7 +67,7 @@ class Frame:
         return self.level[EARMARKED] + self.level[GENERAL]
 
     def _key(self, amount: float, lte: bool, children: bool) -> tuple:
-        now, seq = self.env.now, next(self._seq)
+        now, seq = self.env._now, next(self._seq)
         if self.priority == "families_first":
             return (0 if children else 1, now, seq)
         if self.priority == "lte_first":
@@ -95,7 +95,7 @@ class Frame:
         granted."""
         if not amount_nok > 0:
             raise ValueError(f"a loan must be positive, got {amount_nok}")
-        app = Application(self._key(amount_nok, lte, children), amount_nok, lte, self.env.now)
+        app = Application(self._key(amount_nok, lte, children), amount_nok, lte, self.env._now)
         pot = self._pot_for(app)
         if pot is not None:
             self._grant(app, pot)

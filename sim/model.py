@@ -232,6 +232,17 @@ class Advisers:
             self.busy -= 1
 
 
+class _Values:
+    """A scenario's values, section by section, as plain attributes: what the model reads while it runs. (Reading
+    an attribute of a pydantic model costs three times as much, and the model reads the scenario on nearly every
+    event: 3 % of a replication's instructions.)"""
+
+    def __init__(self, model):
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            setattr(self, name, _Values(value) if hasattr(type(value), "model_fields") else value)
+
+
 class Params:
     """The scenario resolved for fast lookups: dated values as per-month lists, the rest as floats."""
 
@@ -283,9 +294,11 @@ class Model:
     """One replication of the model. Build it, call :meth:`run`, read the arrays."""
 
     def __init__(self, scenario: Scenario, streams: dict[str, np.random.Generator], record_events: bool = False):
-        self.s = scenario
+        self.s = _Values(scenario)
         self.p = Params(scenario)
         self.rng = streams
+        # the clock is read as ``env._now``, as SimPy's own loop reads it: ``env.now`` is a property, a Python call
+        # on nearly every event (4 % of a replication's instructions); like _Due, this relies on SimPy 4's internals
         self.env = simpy.Environment()
         self.n = n = self.p.n
         self.this_month = 0  # int(env.now), kept by the calendar (which runs first at each month boundary)
@@ -366,14 +379,14 @@ class Model:
             startlan: float = 0.0, grant: float = 0.0, price: float = 0.0, at: float | None = None) -> None:
         """Record an event: now, or at a later time ``at`` decided now. Callers check ``record_events`` first, so
         that a run that does not record events pays nothing for them (a call per event: 2 % of a run)."""
-        self.events.append((self.env.now if at is None else at, hh.id if hh else -1,
+        self.events.append((self.env._now if at is None else at, hh.id if hh else -1,
                             "lte" if (hh is None or hh.lte) else "other",
                             event, dwelling.id if dwelling else -1, startlan, grant, price))
 
     def wait(self, dt: float) -> simpy.Event:
         """An event a process yields to wait ``dt`` months. Like :meth:`_after`, a wait that ends in a later month
         joins SimPy's queue only when that month begins."""
-        now = self.env.now
+        now = self.env._now
         t = now + dt if dt > 0.0 else now
         m = int(t)
         if m >= self.n:  # ends after the run: never fires, and is not counted
@@ -552,7 +565,7 @@ class Model:
         benchmarks/). Pushed in order of time, each joins the heap at its end. Taken off the month's list as
         they are fed, each event is freed as soon as it has fired, while it is still in the cache, rather than
         with the whole list at the end of the month."""
-        now = self.env.now
+        now = self.env._now
         schedule = self.env.schedule
         batch = due[-FEED_BATCH:]
         del due[-FEED_BATCH:]
@@ -571,9 +584,9 @@ class Model:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
         exclude what happens exactly at the boundary (which flows count in the new month). The boundary at the
         end of the run is never handled (the run stops first), so it is not counted."""
-        if self.env.now + 1.0 < self.n:
+        if self.env._now + 1.0 < self.n:
             self.events_handled += 1
-        event = _Due(self.env.now + 1.0)
+        event = _Due(self.env._now + 1.0)
         self.env.schedule(event, simpy.events.URGENT, 1.0)
         return event
 
@@ -598,14 +611,14 @@ class Model:
         self._join_waiting_list(hh)
 
     def _join_waiting_list(self, hh: Household) -> None:
-        hh.give_up_at = self.env.now - self._patience_months * math.log1p(-hh.u[U_PATIENCE])
+        hh.give_up_at = self.env._now - self._patience_months * math.log1p(-hh.u[U_PATIENCE])
         if self.vacant:
             self._move_in(hh, self.vacant.popleft())
         else:
             self.waiting.append(hh)
 
     def _next_from_waiting_list(self) -> Household | None:
-        now = self.env.now
+        now = self.env._now
         while self.waiting:
             hh = self.waiting.popleft()
             if hh.give_up_at > now:
@@ -638,14 +651,14 @@ class Model:
         if m > self.this_month:
             self._later[m].append(_Call(t, action, arg))
         else:
-            now = self.env.now
+            now = self.env._now
             if t < now:
                 t = now
             self.env.schedule(_Call(t, action, arg), simpy.events.NORMAL, t - now)
 
     def _after(self, delay: float, action, arg) -> None:
         """Call ``action(arg)`` after ``delay`` months (see :meth:`_at`)."""
-        self._at(self.env.now + delay if delay > 0.0 else self.env.now, action, arg)
+        self._at(self.env._now + delay if delay > 0.0 else self.env._now, action, arg)
 
     def _schedule_relet(self, d: Dwelling) -> None:
         self._after(self.s.stock.relet_delay_months, self._relet, d)
@@ -660,7 +673,7 @@ class Model:
     def _move_in(self, hh: Household, d: Dwelling, announce: bool = True) -> None:
         """A household moves in; its exit and screening times follow from its own draws."""
         p, u = self.p, hh.u
-        now = self.env.now
+        now = self.env._now
         hh.dwelling = d
         self.tenants += 1
         self.rent_roll0 += d.rent0_nok
@@ -765,7 +778,7 @@ class Model:
                 outcome = REFUSED
             else:
                 outcome = yield from self._buy(hh, attempt, own, *applied)
-            if outcome == BOUGHT or self.env.now + prog.reapply_after_months >= hh.exit_at:
+            if outcome == BOUGHT or self.env._now + prog.reapply_after_months >= hh.exit_at:
                 break
             yield self.wait(prog.reapply_after_months)
         if outcome != BOUGHT:  # no purchase: leaves by another route when its time comes (maybe after the end)
@@ -777,7 +790,7 @@ class Model:
         """What the household earns now: the introduction benefit while in the programme (and after it, if it
         does not find work), else its own income, both indexed."""
         m = self.this_month
-        if self.env.now < hh.intro_end or (hh.intro_end > -math.inf and not hh.works_after_intro):
+        if self.env._now < hh.intro_end or (hh.intro_end > -math.inf and not hh.works_after_intro):
             return self.s.households.introduction_income_nok_year * hh.adults * self.p.income_index[m]
         return hh.income0_nok * self.p.income_index[m]
 
@@ -838,7 +851,7 @@ class Model:
         s, env = self.s, self.env
         prog, u = s.programme, hh.u
         base = ATTEMPT_BASE + attempt * PER_ATTEMPT
-        now = env.now
+        now = env._now
         grant_year = self.frame.year
         app = None
         if fin.startlan_nok > 0:
@@ -858,7 +871,7 @@ class Model:
                         self.tilskudd_left += fin.grant_nok
                     return REFUSED
             self.flows_now.frame_approved += 1.0
-            self.flows_now.frame_wait_months_sum += env.now - now
+            self.flows_now.frame_wait_months_sum += env._now - now
             if self.record_events:
                 self.log(hh, "frame_approved", startlan=fin.startlan_nok)
         if own:
@@ -888,7 +901,7 @@ class Model:
 
     def _complete_purchase(self, hh: Household, own: bool, price: float, fin: lending.Financing,
                            approved_at: float) -> None:
-        now = self.env.now
+        now = self.env._now
         if hh.lte:
             route = "municipal" if own else "private"
             self.tally(f"new_owners_{route}")
@@ -950,7 +963,7 @@ class Model:
         """Pay out the loan and grant; decide now (from the household's own draw) if and when it defaults.
         ``approved_at`` is when the application fixed the price and the financing."""
         p, sl = self.p, self.s.startlan
-        now = self.env.now
+        now = self.env._now
         m = self.this_month
         group = "lte" if hh.lte else "other"
         if fin.grant_nok > 0:
