@@ -313,6 +313,9 @@ def calibrate(scenario_path: str, targets_path: str, out_path: str, *, until: st
                         "(2013-12 for the whole of 2013)")
     all_targets = tg.load_targets(targets_path, scenario)
     fit_targets = tg.load_targets(targets_path, scenario, until) if until else all_targets
+    if not fit_targets:
+        raise UserError(f"{targets_path}: no targets to fit" + (f" up to --until {until}" if until else
+                                                                 " (the file lists no figures)"))
     problem = make_problem(scenario, fit_targets, replications, scenario_path)
     out = Path(out_path)
     key = run_key(problem, particles, seed)

@@ -81,20 +81,29 @@ def cli() -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True)
 def validate(files: tuple[str, ...]) -> None:
-    """Check scenario or sweep files (and the files they extend) without running anything."""
+    """Check scenario or sweep files (and the files they extend) without running anything. Every file is checked;
+    the exit code is 2 if any is not ok."""
     from sim import scenario as sc
     from sim import sweep as sw
 
+    failed = 0
     for f in files:
-        if sc.is_sweep_file(sc.read_toml(Path(f))):
-            spec = sw.load(f)
-            click.echo(f"{f}: ok (sweep '{spec.name}', {_count(len(spec.points), 'point')} x "
-                       f"{_count(spec.replications, 'replication')})")
+        try:
+            if sc.is_sweep_file(sc.read_toml(Path(f))):
+                spec = sw.load(f)
+                click.echo(f"{f}: ok (sweep '{spec.name}', {_count(len(spec.points), 'point')} x "
+                           f"{_count(spec.replications, 'replication')})")
+                continue
+            loaded = sc.load(f)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed += 1
             continue
-        loaded = sc.load(f)
         s = loaded.scenario
         click.echo(f"{f}: ok (scenario '{s.name}', {s.period.start} to {s.period.end}, "
                    f"{_count(len(loaded.files), 'file')})")
+    if failed:
+        raise click.exceptions.Exit(EXIT_USER_ERROR)
 
 
 @cli.command()
@@ -161,7 +170,7 @@ def _executor_options(f):
 @cli.command()
 @click.argument("sweep_file")
 @click.option("--out", "out", type=click.Path(file_okay=False), callback=_not_empty, help="Output folder [default: outputs/<sweep name>].")
-@click.option("--overwrite", is_flag=True, help="Replace a folder that holds other results.")
+@click.option("--overwrite", is_flag=True, help="Replace the results an earlier lte command wrote in the folder (other files are kept).")
 @click.option("--csv-dialect", type=click.Choice(["plain", "nb"]), default="plain", show_default=True,
               help="CSV format of the result tables (see lte run).")
 @_executor_options

@@ -107,6 +107,9 @@ class Dask:
 
 def make_executor(workers: int = 1, scheduler: str | None = None, local_cluster: bool = False):
     """Choose an executor from the command-line flags."""
+    if scheduler and local_cluster:
+        raise UserError("--scheduler and --local-cluster: give one (a running cluster's address, or a cluster "
+                        "started here)")
     if scheduler or local_cluster:
         return Dask(scheduler, local_workers=max(workers, 1))
     if workers <= 1:

@@ -164,7 +164,8 @@ def write_table_file(path: str | Path, df: pd.DataFrame, dialect: str = "plain",
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
-        raise OutputError(f"{path}: --out: the folder {folder} does not exist")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise OutputError(f"{path}: --out: {folder} {what}")
     if is_result_file(path):
         raise OutputError(f"{path}: --out: {folder} holds the results of a run or sweep and {path.name} is one of "
                           "lte's own files there; choose another file")
@@ -299,16 +300,26 @@ def write_csv(df: pd.DataFrame, path: str | Path, dialect: str = "plain") -> Non
         df.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a table written by :func:`write_csv` in either dialect, its text as it was before the formula guard
-    (a name such as ``-late`` comes back without the apostrophe the file gives it)."""
+def read_any_csv(path: str | Path, **kwargs) -> tuple[pd.DataFrame, str]:
+    """Read a CSV file however it was saved, and say which dialect it is in: a header line with semicolons is
+    ``nb`` (semicolons and decimal commas, as Excel with Norwegian settings saves a table, with or without a
+    byte-order mark), otherwise ``plain``; UTF-8 with or without a byte-order mark, or Windows-1252 (Excel's
+    "CSV (semikolondelt)"). ``kwargs`` go to ``pandas.read_csv``."""
     with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if head.startswith(b"\xef\xbb\xbf"):
-        df = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
-    else:
-        df = pd.read_csv(path)
-    return unguard_formulas(df)
+        first = fh.readline(65536).removeprefix(b"\xef\xbb\xbf")
+    dialect = "nb" if b";" in first else "plain"
+    options = {"sep": ";", "decimal": ","} if dialect == "nb" else {}
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", **options, **kwargs), dialect
+    except UnicodeDecodeError:
+        return pd.read_csv(path, encoding="cp1252", **options, **kwargs), dialect
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_csv` in either dialect (or saved again by Excel: see
+    :func:`read_any_csv`), its text as it was before the formula guard (a name such as ``-late`` comes back
+    without the apostrophe the file gives it)."""
+    return unguard_formulas(read_any_csv(path)[0])
 
 
 def read_result_table(path: Path, columns: Iterable[str]) -> pd.DataFrame:

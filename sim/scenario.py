@@ -15,6 +15,7 @@ table in a variant replaces the base's table whole.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import hashlib
 import math
@@ -40,7 +41,27 @@ def F(default: Any = ..., *, unit: str, doc: str, kind: str = "fact", **constrai
     return Field(default, description=doc, json_schema_extra={"unit": unit, "kind": kind}, **constraints)
 
 
-def _dated(ge: float | None = None, le: float | None = None, gt: float | None = None):
+# A positive figure below the least of its unit was written in another unit: NOK in millions, a rate as a fraction.
+NOK_LEAST = (1000.0, "amounts are in NOK, not thousands or millions: write 150_000_000 for 150 million")
+PCT_LEAST = (0.1, "rates are in percent: write 2.7 for 2.7 %, not 0.027")
+
+
+def _in_its_unit(v: float, least: tuple[float, str] | None, where: str = "") -> None:
+    if least is not None and 0 < v < least[0]:
+        raise ValueError(f"value{where} is {v:g}; {least[1]}")
+
+
+def _unit(least: tuple[float, str]):
+    """A number that is 0 or at least ``least[0]`` (see NOK_LEAST)."""
+    def check(v: float) -> float:
+        _in_its_unit(v, least)
+        return v
+
+    return AfterValidator(check)
+
+
+def _dated(ge: float | None = None, le: float | None = None, gt: float | None = None,
+           least: tuple[float, str] | None = None):
     def check(value: Any) -> Any:
         if isinstance(value, dict):
             value = {str(k): v for k, v in value.items()}
@@ -53,6 +74,7 @@ def _dated(ge: float | None = None, le: float | None = None, gt: float | None = 
                 raise ValueError(f"value{where} is {v:g}; it must be above {gt:g}")
             if le is not None and v > le:
                 raise ValueError(f"value{where} is {v:g}; it must be at most {le:g}")
+            _in_its_unit(v, least, where)
         # numbers as floats and date keys as text, checked before pydantic can coerce (true is not 1)
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else float(value)
 
@@ -75,8 +97,17 @@ DatedProbability = _dated(ge=0, le=1)
 DatedIndex = _dated(gt=0, le=1000)  # an index, 1.0 at period start: a thousandfold rise is a typo
 DatedRatePct = _dated(ge=0, le=30)  # a rate in percent a year (4.5, not 45)
 DatedCount = _dated(ge=0, le=1_000_000)  # households or dwellings a year
-DatedNok = _dated(ge=0, le=1e12)  # NOK a year
-Month = Annotated[str, AfterValidator(_year_month)]
+DatedNok = _dated(ge=0, le=1e12, least=NOK_LEAST)  # NOK a year
+Nok = Annotated[float, _unit(NOK_LEAST)]  # NOK: 0, or at least 1,000
+DatedRateLevelPct = _dated(ge=0, le=30, least=PCT_LEAST)  # a rate level in percent (not an add-on or a margin)
+def _quoted(value: Any) -> Any:
+    if isinstance(value, (datetime.date, datetime.time)):  # TOML reads 2010-01-01 without quotes as a date
+        raise ValueError(f"{value} is written without quotes: write the year-month in quotes, "
+                         f"\"{value:%Y-%m}\"" if isinstance(value, datetime.date) else "write it \"YYYY-MM\"")
+    return value
+
+
+Month = Annotated[str, BeforeValidator(_quoted), AfterValidator(_year_month)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -130,10 +161,10 @@ class Stock(Section):
     sellable_share: Probability = F(unit="share", doc="share of the other dwellings the municipality is willing to sell")
     initial_occupancy: Probability = F(unit="share", doc="share of dwellings let at period start")
     relet_delay_months: float = F(unit="months", doc="time from a dwelling falling vacant to the next tenant moving in", ge=0, le=240)
-    value_small_nok: float = F(unit="NOK", doc="market value of a small municipal dwelling at period start", gt=0, le=1e9)
-    value_family_nok: float = F(unit="NOK", doc="market value of a family municipal dwelling at period start", gt=0, le=1e9)
-    rent_small_nok_month: float = F(unit="NOK/month", doc="monthly rent of a small dwelling at period start", ge=0, le=1e6)
-    rent_family_nok_month: float = F(unit="NOK/month", doc="monthly rent of a family dwelling at period start", ge=0, le=1e6)
+    value_small_nok: Nok = F(unit="NOK", doc="market value of a small municipal dwelling at period start", gt=0, le=1e9)
+    value_family_nok: Nok = F(unit="NOK", doc="market value of a family municipal dwelling at period start", gt=0, le=1e9)
+    rent_small_nok_month: Nok = F(unit="NOK/month", doc="monthly rent of a small dwelling at period start", ge=0, le=1e6)
+    rent_family_nok_month: Nok = F(unit="NOK/month", doc="monthly rent of a family dwelling at period start", ge=0, le=1e6)
 
 
 class Households(Section):
@@ -150,10 +181,10 @@ class Households(Section):
     share_immigrant: Probability = F(unit="share", doc="share of households with immigrant background")
     share_introduction_programme: Probability = F(unit="share", doc="share of immigrant households arriving in the introduction programme")
     introduction_months: float = F(unit="months", doc="length of the introduction programme", gt=0, le=240)
-    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax of a one-adult household not in the programme, at period start", gt=0, le=1e8)
+    income_median_nok_year: Nok = F(unit="NOK/year", doc="median income after tax of a one-adult household not in the programme, at period start", gt=0, le=1e8)
     income_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of income after tax", ge=0, le=3)
     second_adult_income_share: float = F(unit="ratio", doc="a second adult adds this share of the median to household income", ge=0, le=5)
-    introduction_income_nok_year: float = F(unit="NOK/year", doc="income after tax per adult while in the introduction programme, at period start", gt=0, le=1e8)
+    introduction_income_nok_year: Nok = F(unit="NOK/year", doc="income after tax per adult while in the introduction programme, at period start", gt=0, le=1e8)
     work_after_introduction_probability: Probability = F(unit="share", doc="share who move into work after the programme (others keep a low income)", kind="behavioural")
     savings_mean_nok: float = F(unit="NOK", doc="mean savings on arrival (exponentially distributed)", ge=0, le=1e9)
     debt_problems_share: Probability = F(unit="share", doc="share with debt problems: payments on other debt, and no loan until advice clears the problems (the payments remain)")
@@ -163,11 +194,11 @@ class Market(Section):
     """Exogenous paths: prices, rates, incomes."""
 
     price_index: DatedIndex = F(unit="index", doc="house price index, 1.0 at period start", kind="exogenous")
-    husbanken_rate_pct: DatedRatePct = F(unit="%/year", doc="Husbanken's floating rate", kind="exogenous")
+    husbanken_rate_pct: DatedRateLevelPct = F(unit="%/year", doc="Husbanken's floating rate", kind="exogenous")
     income_index: DatedIndex = F(unit="index", doc="income growth index, 1.0 at period start", kind="exogenous")
     cost_index: DatedIndex = F(unit="index", doc="consumer price index for living costs, 1.0 at period start", kind="exogenous")
-    private_price_small_nok: float = F(unit="NOK", doc="median price of a small dwelling bought privately, at period start", gt=0, le=1e9)
-    private_price_family_nok: float = F(unit="NOK", doc="median price of a family dwelling bought privately, at period start", gt=0, le=1e9)
+    private_price_small_nok: Nok = F(unit="NOK", doc="median price of a small dwelling bought privately, at period start", gt=0, le=1e9)
+    private_price_family_nok: Nok = F(unit="NOK", doc="median price of a family dwelling bought privately, at period start", gt=0, le=1e9)
     price_sigma_log: float = F(unit="log NOK", doc="spread (sd of log) of private purchase prices", ge=0, le=3)
 
 
@@ -199,15 +230,15 @@ class Startlan(Section):
     """Startlån: ability to pay, loan sizing, interest, default and loss."""
 
     stress_addon_points: DatedRatePct = F(unit="%-points", doc="added to the loan rate when testing ability to pay", kind="policy")
-    stress_floor_pct: DatedRatePct = F(unit="%/year", doc="lowest rate ability to pay is tested at", kind="policy")
+    stress_floor_pct: DatedRateLevelPct = F(unit="%/year", doc="lowest rate ability to pay is tested at", kind="policy")
     term_years: float = F(unit="years", doc="normal term the payment is computed over", gt=0, le=50, kind="policy")
     long_term_years: float = F(unit="years", doc="longest term, for a household with lasting low income (the grant's means test) that cannot carry what it needs over term_years: tried before a grant", gt=0, le=50, kind="policy")
     max_share_of_price: float = F(unit="share of price + costs", doc="startlån cap as a share of price plus purchase costs: 1.0 is full financing, less is a top-up", gt=0, le=1.2, kind="policy")
     purchase_costs_share: float = F(unit="share of price", doc="fees and document duty on a purchase", ge=0, le=0.2)
-    living_adult_nok_year: float = F(unit="NOK/year", doc="living costs per adult at period start (SIFO-style)", ge=0, le=1e8)
-    living_child_nok_year: float = F(unit="NOK/year", doc="living costs per child at period start", ge=0, le=1e8)
-    living_household_nok_year: float = F(unit="NOK/year", doc="fixed living costs per household at period start", ge=0, le=1e8)
-    other_debt_nok_year: float = F(unit="NOK/year", doc="payments on other debt of a household with debt problems, deducted from its ability to pay also after advice clears the problems", ge=0, le=1e8)
+    living_adult_nok_year: Nok = F(unit="NOK/year", doc="living costs per adult at period start (SIFO-style)", ge=0, le=1e8)
+    living_child_nok_year: Nok = F(unit="NOK/year", doc="living costs per child at period start", ge=0, le=1e8)
+    living_household_nok_year: Nok = F(unit="NOK/year", doc="fixed living costs per household at period start", ge=0, le=1e8)
+    other_debt_nok_year: Nok = F(unit="NOK/year", doc="payments on other debt of a household with debt problems, deducted from its ability to pay also after advice clears the problems", ge=0, le=1e8)
     municipal_margin_points: float = F(unit="%-points", doc="municipality's margin over Husbanken's rate", ge=0, le=0.25, kind="policy")
     default_base_per_year: float = F(unit="1/year", doc="default hazard of a borrower at the reference payment burden", ge=0, kind="behavioural", le=12)
     default_burden_elasticity: float = F(unit="1/burden", doc="how steeply the hazard rises with payment burden", ge=0, le=100)
@@ -259,8 +290,8 @@ class Tilskudd(Section):
 
     budget_nok_year: DatedNok = F(unit="NOK/year", doc="grant budget each year", kind="policy")
     max_share_of_price: Probability = F(unit="share of price", doc="largest grant as a share of price", kind="policy")
-    max_nok: float = F(unit="NOK", doc="largest grant", ge=0, kind="policy", le=1e9)
-    income_limit_nok_year: float = F(unit="NOK/year", doc="means test: income after tax at or below this (at period start, follows the income index)", ge=0, kind="policy", le=1e9)
+    max_nok: Nok = F(unit="NOK", doc="largest grant", ge=0, kind="policy", le=1e9)
+    income_limit_nok_year: Nok = F(unit="NOK/year", doc="means test: income after tax at or below this (at period start, follows the income index)", ge=0, kind="policy", le=1e9)
     writedown_years: float = F(unit="years", doc="grant written down evenly over this many years", gt=0, le=100)
 
 
@@ -268,7 +299,7 @@ class OtherBorrowers(Section):
     """Startlån borrowers from outside the municipal stock, drawing on the same frame."""
 
     applicants_per_year: DatedCount = F(unit="households/year", doc="startlån applicants a year from outside the municipal stock; they meet the same tests, and many are refused or find no home", kind="behavioural")
-    income_median_nok_year: float = F(unit="NOK/year", doc="median income after tax of a one-adult household at period start (a second adult adds households.second_adult_income_share)", gt=0, le=1e8)
+    income_median_nok_year: Nok = F(unit="NOK/year", doc="median income after tax of a one-adult household at period start (a second adult adds households.second_adult_income_share)", gt=0, le=1e8)
     income_sigma_log: float = F(unit="log NOK", doc="spread of income", ge=0, le=3)
     share_with_children: Probability = F(unit="share", doc="share of households with children")
     savings_mean_nok: float = F(unit="NOK", doc="mean own funds (exponentially distributed)", ge=0, le=1e9)
@@ -419,10 +450,11 @@ def _suggest(word: str, candidates) -> str:
 
 
 def read_toml(path: Path) -> dict:
-    """Read a TOML file; a missing or malformed file is a ScenarioError naming it."""
+    """Read a TOML file (a UTF-8 byte-order mark, as some Windows editors write, is skipped); a missing or
+    malformed file is a ScenarioError naming it."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            return tomllib.loads(fh.read().decode("utf-8").removeprefix("\ufeff"))
     except FileNotFoundError:
         raise ScenarioError(str(path), [("", "file not found")]) from None
     except IsADirectoryError:

@@ -63,8 +63,8 @@ def run_sensitivity(sweep: Sweep, samples: int, executor, progress: Callable[[in
         raise ScenarioError(str(sweep.file), [("uncertainties", "sensitivity needs at least one uncertainty")])
     if samples < 2 or samples & (samples - 1):
         lower = 1 << max(samples.bit_length() - 1, 1)
-        raise UserError(f"sensitivity samples must be a power of 2 for Sobol sampling (got {samples}; "
-                        f"use {lower} or {2 * lower})")
+        raise UserError(f"--samples {samples}: the number of samples must be a power of 2 for Sobol sampling "
+                        f"(use {lower} or {2 * lower})")
     points = samples * (len(sweep.uncertainties) + 2)
     if points > MAX_POINTS or points * sweep.replications > MAX_RUNS:
         raise UserError(f"{sweep.file}: --samples {samples}: {samples:,} x ({len(sweep.uncertainties)} uncertainties "

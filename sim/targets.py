@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import ScenarioError
+from sim.outputs import read_any_csv
 from sim.scenario import Scenario
 from sim.timeline import YearMonth, months_between
 
@@ -111,11 +112,15 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
     path = Path(path)
     f = str(path)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df, dialect = read_any_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise ScenarioError(f, [("", "file not found")]) from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ScenarioError(f, [("", f"not a readable CSV file ({exc})")]) from None
+        raise ScenarioError(f, [("", f"not a readable CSV file ({' '.join(str(exc).split())})")]) from None
+    if dialect == "nb":  # saved by Excel with Norwegian settings: decimal commas (read as text here)
+        for c in ("value", "lower", "upper"):
+            if c in df.columns:
+                df[c] = df[c].str.replace(",", ".", regex=False)
     required = ["date", "quantity", "value", "lower", "upper", "scope", "source"]
     missing = [c for c in required if c not in df.columns]
     if missing:

@@ -151,6 +151,24 @@ def test_targets_errors(tmp_path, drammen, row, rule):
     assert len(info.value.problems) == 1, info.value.problems  # one problem, one line
 
 
+def test_a_targets_file_saved_by_norwegian_excel_reads_the_same(tmp_path, drammen):
+    """Edited in Excel with Norwegian settings and saved again, the targets file has semicolons and decimal commas,
+    in Windows-1252 ("CSV (semikolondelt)") or UTF-8 with a byte-order mark: the same targets either way."""
+    original = DRAMMEN.parent.parent / "calibration" / "targets" / "drammen.csv"
+    table = pd.read_csv(original, dtype=str, keep_default_na=False)
+    assert table["value"].str.contains(".", regex=False).any()  # (so the decimal commas matter)
+    for c in ("value", "lower", "upper"):
+        table[c] = table[c].str.replace(".", ",", regex=False)
+    expected = tg.load_targets(original, drammen)
+    for encoding in ("cp1252", "utf-8-sig"):
+        f = tmp_path / f"{encoding}.csv"
+        table.assign(scope=table["scope"] + " (Drammen kommune, boligsosial håndbok)").to_csv(
+            f, sep=";", index=False, encoding=encoding)
+        got = tg.load_targets(f, drammen)
+        assert [(t.quantity, t.date, t.value, t.lower, t.upper) for t in got] == \
+            [(t.quantity, t.date, t.value, t.lower, t.upper) for t in expected]
+
+
 def test_a_target_is_computed_at_its_day(drammen):
     """Drammen starts 2010-01 and its programme 2011-06 (month 17). With 2 owners and a stock growing by 10 every
     month: a count dated 3 September 2013 (month 44) is the 27 months 2011-06 to 2013-08 and 3/30 of September:

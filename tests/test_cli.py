@@ -155,6 +155,18 @@ def test_calibrate_until_must_be_a_month(tmp_path, until):
     assert len(r.output.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
 
 
+def test_calibrate_names_a_targets_file_with_nothing_to_fit(tmp_path):
+    """A targets file with its header and no figures, or with none up to --until, is named in one line."""
+    targets = tmp_path / "t.csv"
+    targets.write_text("date,quantity,value,lower,upper,scope,source\n")
+    r = invoke("calibrate", DRAMMEN, "--targets", targets, "--out", tmp_path / "o" / "fit.toml")
+    _assert_user_error(r, f"{targets}: no targets to fit (the file lists no figures)")
+    real = DRAMMEN.parent.parent / "calibration" / "targets" / "drammen.csv"
+    r = invoke("calibrate", DRAMMEN, "--targets", real, "--out", tmp_path / "o" / "fit.toml", "--until", "2010-02")
+    _assert_user_error(r, f"{real}: no targets to fit up to --until 2010-02")
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_non_empty_out_is_refused_unless_overwrite(tmp_path, short_file):
     out = tmp_path / "out"
     out.mkdir()
@@ -239,6 +251,10 @@ def test_a_scheduler_address_that_is_not_one_is_one_line(tmp_path, short_file):
                      '[levers]\n"frame.earmark_lte_share" = [0.0, 0.5]\n')
     _assert_user_error(invoke("sweep", sweep, "--scheduler", "nonsense", "--out", tmp_path / "o"), "nonsense")
     assert not (tmp_path / "o").exists()
+    # a running cluster's address and a cluster started here: one or the other
+    _assert_user_error(invoke("sweep", sweep, "--scheduler", "tcp://127.0.0.1:9", "--local-cluster", "--out",
+                              tmp_path / "o"), "--scheduler and --local-cluster: give one")
+    assert not (tmp_path / "o").exists()
 
 
 def test_folder_in_use_is_refused(tmp_path, short_file):
@@ -280,6 +296,23 @@ def test_validate_ok():
     assert r.exit_code == 0 and "ok" in r.output
 
 
+def test_validate_checks_every_file_and_fails_if_any_fails(tmp_path):
+    """Several files: each is reported, the good and the bad (one line each), and the exit code is 2 if any is bad.
+    A file saved with a byte-order mark (some Windows editors) reads as any other."""
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + f'extends = "{DRAMMEN.as_posix()}"\n[frame]\nyearly_nok = 150_000_000\n'.encode())
+    millions = tmp_path / "millions.toml"
+    millions.write_text(f'extends = "{DRAMMEN.as_posix()}"\n[frame]\nyearly_nok = 150\n')
+    unquoted = tmp_path / "unquoted.toml"
+    unquoted.write_text(f'extends = "{DRAMMEN.as_posix()}"\n[period]\nstart = 2010-01-01\n')
+    r = invoke("validate", millions, bom, unquoted, DRAMMEN)
+    _assert_user_error(r, f"{millions}: frame.yearly_nok: value is 150; amounts are in NOK",
+                       f"{bom}: ok", f"{DRAMMEN}: ok",
+                       f'{unquoted}: period.start: 2010-01-01 is written without quotes: write the year-month in '
+                       'quotes, "2010-01"')
+    assert len(r.output.strip().splitlines()) == 4, r.output
+
+
 def test_console_script_and_module(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "lte")
     r = subprocess.run([exe, "validate", str(tmp_path / "nope.toml")], capture_output=True, text=True)
@@ -313,8 +346,11 @@ def test_compare_out_is_checked_before_it_is_written(tmp_path, short_file):
     for out in (a, b):
         assert invoke("run", short_file, "-n", 2, "--out", out).exit_code == 0
     r = invoke("compare", a, b, "--out", tmp_path / "nowhere" / "c.csv")
-    _assert_user_error(r, f"{tmp_path / 'nowhere' / 'c.csv'}: --out: the folder {tmp_path / 'nowhere'} does not exist")
+    _assert_user_error(r, f"{tmp_path / 'nowhere' / 'c.csv'}: --out: {tmp_path / 'nowhere'} does not exist")
     assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "afile").write_text("x")
+    r = invoke("compare", a, b, "--out", tmp_path / "afile" / "c.csv")
+    _assert_user_error(r, f"--out: {tmp_path / 'afile'} is a file, not a folder")
     # a run's own files are never written over, not even with --overwrite
     before = {p.name: p.read_bytes() for p in a.iterdir()}
     for name in ("yearly.csv", "manifest.json", "events.csv"):

@@ -64,6 +64,20 @@ def test_dialects_round_trip_and_formula_guard(tmp_path):
     assert a["value_nok"].tolist() == [1, 3, -3, 1_000_000_000, 0]
 
 
+def test_a_table_saved_again_by_excel_reads_the_same(tmp_path):
+    """Excel saves a table as "CSV (semikolondelt)" (semicolons, decimal commas, Windows-1252, no byte-order mark)
+    or as "CSV UTF-8" (commas with a byte-order mark): both read back as the table lte wrote."""
+    df = pd.DataFrame({"replication": [0, 1], "year": [2011, 2011], "group": ["lte", "øvrige"],
+                       "startlan_nok": [1_500_000.0, 2_250_000.0], "share": [0.125, 0.5]})
+    outputs.write_csv(df, tmp_path / "lte.csv", "plain")
+    expected = outputs.read_csv(tmp_path / "lte.csv")
+    df.to_csv(tmp_path / "semikolon.csv", sep=";", decimal=",", index=False, encoding="cp1252")
+    df.to_csv(tmp_path / "utf8.csv", index=False, encoding="utf-8-sig")
+    df.to_csv(tmp_path / "nb_no_bom.csv", sep=";", decimal=",", index=False, encoding="utf-8")
+    for name in ("semikolon.csv", "utf8.csv", "nb_no_bom.csv"):
+        pd.testing.assert_frame_equal(outputs.read_csv(tmp_path / name), expected, check_dtype=False)
+
+
 def test_atomic_writer_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         with outputs.AtomicWriter(tmp_path) as w:

@@ -136,7 +136,9 @@ def _column(path, column, value):
 @pytest.mark.parametrize("damage, fragment", [
     (lambda f: (f / "yearly.csv").write_text("garbage\n"), "yearly.csv: not a table written by lte (no replication or "
                                                             "year column)"),
-    (lambda f: (f / "budget.csv").write_bytes(b"\xff\xfe\x00garbage"), "budget.csv: cannot be read as a table"),
+    # bytes that are not UTF-8 read as Windows-1252 (Excel's own CSV): a table of garbage, not lte's
+    (lambda f: (f / "budget.csv").write_bytes(b"\xff\xfe\x00garbage"), "budget.csv: not a table written by lte"),
+    (lambda f: (f / "budget.csv").write_text('year,"unclosed\n1,2\n'), "budget.csv: cannot be read as a table"),
     (lambda f: _manifest(f, scenario="x"), "manifest.json: scenario: not the scenario of lte run"),
     (lambda f: (f / "manifest.json").write_text("[]"), "manifest.json: not the manifest of lte run or lte sweep"),
     (lambda f: _manifest(f, scenario={"name": "x"}), "its files are damaged or were not written by this version"),

@@ -184,7 +184,16 @@ def _error(tmp_path, body):
     ('[sources]\n"frame.yearly_nokk" = "x"\n', "sources", "did you mean 'frame.yearly_nok'"),
     # negative amounts and counts
     ("[frame]\nyearly_nok = -5\n", "frame.yearly_nok", "at least 0"),
-    ("[frame]\nyearly_nok = {2010 = 5, 2012 = -1}\n", "frame.yearly_nok", "at 2012-01 is -1; it must be at least 0"),
+    ("[frame]\nyearly_nok = {2010 = 5_000_000, 2012 = -1}\n", "frame.yearly_nok",
+     "at 2012-01 is -1; it must be at least 0"),
+    # a figure in another unit: NOK in millions, a rate as a fraction (0 stays allowed: no frame, no grant)
+    ("[frame]\nyearly_nok = 150\n", "frame.yearly_nok", "is 150; amounts are in NOK, not thousands or millions"),
+    ("[frame]\nyearly_nok = {2010 = 70_000_000, 2013 = 150}\n", "frame.yearly_nok", "at 2013-01 is 150; amounts are in NOK"),
+    ("[stock]\nvalue_small_nok = 1.4\n", "stock.value_small_nok", "amounts are in NOK"),
+    ("[tilskudd]\nincome_limit_nok_year = 350\n", "tilskudd.income_limit_nok_year", "amounts are in NOK"),
+    ("[market]\nhusbanken_rate_pct = {2010 = 0.027}\n", "market.husbanken_rate_pct",
+     "rates are in percent: write 2.7 for 2.7 %, not 0.027"),
+    ("[startlan]\nstress_floor_pct = 0.05\n", "startlan.stress_floor_pct", "rates are in percent"),
     ("[stock]\ninitial_units = 0\n", "stock.initial_units", "at least 1"),
     ("[programme]\nadvisers = -1\n", "programme.advisers", "at least 0"),
     # probabilities above one (plain and dated)

@@ -71,7 +71,8 @@ def test_samples_must_be_a_power_of_two(tmp_path):
     sweep = tmp_path / "u.toml"
     sweep.write_text(f'base = "{DRAMMEN.as_posix()}"\n[uncertainties]\n"market.price_index" = {{ scale = [0.8, 1.2] }}\n')
     r = CliRunner().invoke(cli, ["sensitivity", str(sweep), "--samples", "6", "--workers", "1", "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "power of 2" in r.output and "use 4 or 8" in r.output
+    assert r.exit_code == 2 and "--samples 6: the number of samples must be a power of 2" in r.output
+    assert "use 4 or 8" in r.output
     assert not (tmp_path / "o").exists()
 
 
