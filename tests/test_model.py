@@ -445,3 +445,29 @@ def test_the_long_term_comes_before_a_grant(short):
     # a grant goes only with a loan the household cannot carry over the long term: a 30-year loan with a grant
     # would mean the long term was skipped
     assert not ((loans[50]["term_years"] == 30) & (loans[50]["tilskudd_nok"] > 0)).any()
+
+
+@pytest.mark.parametrize("overrides", [{}, {"tilskudd.budget_nok_year": 1_000_000, "frame.yearly_nok": 20_000_000}],
+                         ids=["baseline", "binding"])
+def test_the_grant_budget_left_never_exceeds_the_years_budget(short, overrides):
+    """Each January the grant budget is reset to the year's budget (what is left of last year's is not added to
+    it), and a grant reserved last year and handed back this year (frame give-up, failed search) does not return
+    to this year's budget. So at every month end what is left is at most that year's budget_nok_year: NOK 6
+    million to 2012 and 10 million from 2013 in the baseline (where it never binds, so a year's leftover is large);
+    NOK 1 million in a variant where it binds and a small frame makes households give up, some across a year end."""
+    from sim.model import Params
+
+    s = sc.with_overrides(short, overrides)
+    budget = np.array(Params(s).tilskudd_budget)
+    assert set(budget) == ({1_000_000} if overrides else {6_000_000, 10_000_000})
+    refused = gave_up = 0
+    for r in range(2):
+        m = run_replication(s, 3, r).monthly
+        assert (m["tilskudd_remaining_nok"].to_numpy() <= budget + 1e-6).all()
+        assert m["tilskudd_remaining_nok"].min() >= 0
+        refused += m["refused_grant_budget"].sum()
+        gave_up += m["frame_gave_up"].sum()
+    if overrides:  # (so the check bites: the budget binds, and grants reserved are handed back)
+        assert refused > 0 and gave_up > 0
+    else:
+        assert refused == 0
