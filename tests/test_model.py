@@ -471,3 +471,38 @@ def test_the_grant_budget_left_never_exceeds_the_years_budget(short, overrides):
         assert refused > 0 and gave_up > 0
     else:
         assert refused == 0
+
+
+def _household(income0_nok, u_values=None, adults=1, children=0, lte=True):
+    """One constructed household: no introduction programme, no savings, no debt; every uniform 0.1 but those given."""
+    from sim.model import N_UNIFORMS, Household
+
+    u = [0.1] * N_UNIFORMS
+    for column, value in (u_values or {}).items():
+        u[column] = value
+    return Household(0, lte, adults, children, False, -np.inf, True, income0_nok, 0.0, False, u, 0.0)
+
+
+def test_the_default_hazard_follows_the_payment_on_startlan_and_bank_loan_hand_worked(short):
+    """The payment burden that drives the default hazard is what the household pays on all it borrowed, startlån
+    and bank loan alike. Income 480,000 a year (40,000 a month), a startlån of 1 MNOK beside a bank loan of 1 MNOK,
+    5 % (4.75 + the 0.25 margin) over 30 years: payment 2 * 5,368.22 = 10,736.43 a month, burden 0.26841;
+    hazard 0.5 * exp(6 * (0.26841 - 0.30)) = 0.41367 a year; with its default draw 0.5 it defaults
+    -12 ln(0.5) / 0.41367 = 20.107 months after the payout, counted in month 20. (On the startlån alone the
+    burden would be 0.13421, the hazard 0.18490 and the default 44.98 months after.)"""
+    from sim.lending import Financing
+    from sim.model import U_DEFAULT
+    from sim.runner import LOAN_COLUMNS
+
+    s = sc.with_overrides(short, {"market.husbanken_rate_pct": 4.75, "market.income_index": 1.0,
+                                  "startlan.municipal_margin_points": 0.25, "startlan.default_base_per_year": 0.5,
+                                  "startlan.default_burden_elasticity": 6.0, "startlan.default_reference_burden": 0.30})
+    model = Model(s, streams_for(1, 0))
+    hh = _household(480_000, {U_DEFAULT: 0.5})
+    fin = Financing(True, startlan_nok=1_000_000, bank_loan_nok=1_000_000, term_years=30)
+    model._disburse(hh, fin, 2_400_000, 0.0)
+    (row,) = model.loans
+    loan = dict(zip(LOAN_COLUMNS, row))
+    assert loan["rate_pct"] == 5.0 and loan["startlan_nok"] == 1_000_000 and loan["bank_loan_nok"] == 1_000_000
+    assert loan["default_t"] == pytest.approx(20.107, abs=0.001)
+    assert model._months[20].defaults == 1 and sum(f.defaults for f in model._months) == 1
