@@ -506,3 +506,31 @@ def test_the_default_hazard_follows_the_payment_on_startlan_and_bank_loan_hand_w
     assert loan["rate_pct"] == 5.0 and loan["startlan_nok"] == 1_000_000 and loan["bank_loan_nok"] == 1_000_000
     assert loan["default_t"] == pytest.approx(20.107, abs=0.001)
     assert model._months[20].defaults == 1 and sum(f.defaults for f in model._months) == 1
+
+
+def test_financing_is_tested_at_the_stressed_loan_rate_with_an_indexed_means_test_hand_worked(short):
+    """One adult, no children, no savings, income 384,000 in 2010 NOK with incomes indexed to 1.25: 480,000 a year.
+    Living costs 300,000 + 60,000 = 360,000 leave 10,000 a month to pay with. The means test's limit of 400,000 is
+    indexed too (500,000), so the household has lasting low income. Ability to pay is tested at the loan's own rate
+    (4.75 + the 0.25 margin) plus the 2.5-point add-on: 7.5 %, r = 0.00625 a month. Over 30 years
+    (1.00625^360 = 9.42153) it carries 10,000 * (1 - 1/9.42153) / 0.00625 = 1,430,176, short of the need of
+    1,700,000 + 3 % costs = 1,751,000; so the long term, 50 years (1.00625^600 = 42.02774): 1,561,930. The gap,
+    189,070, is under the grant cap (min(30 % of 1.7 M, 400,000)): a grant of 189,070, a startlån of 85 % of
+    1,751,000 = 1,488,350 and a bank loan of the other 73,580. (Tested at 7.25 %, without the margin, it would carry
+    1,610,580 over 50 years and get a grant of 140,420; with the limit not indexed it would be refused.)"""
+    s = sc.with_overrides(short, {"market.husbanken_rate_pct": 4.75, "market.income_index": 1.25,
+                                  "market.cost_index": 1.0, "startlan.municipal_margin_points": 0.25,
+                                  "startlan.stress_addon_points": 2.5, "startlan.stress_floor_pct": 0.0,
+                                  "startlan.living_adult_nok_year": 300_000, "startlan.living_household_nok_year": 60_000,
+                                  "startlan.term_years": 30, "startlan.long_term_years": 50,
+                                  "startlan.max_share_of_price": 0.85, "startlan.purchase_costs_share": 0.03,
+                                  "tilskudd.income_limit_nok_year": 400_000, "tilskudd.max_share_of_price": 0.30,
+                                  "tilskudd.max_nok": 400_000})
+    model = Model(s, streams_for(1, 0))
+    hh = _household(384_000)
+    assert model.income_nok_year(hh) == pytest.approx(480_000)
+    fin = model._finance(hh, 1_700_000)
+    assert fin.approved and fin.term_years == 50
+    assert fin.grant_nok == pytest.approx(189_070.09, abs=0.01)
+    assert fin.startlan_nok == pytest.approx(1_488_350, abs=0.01)
+    assert fin.bank_loan_nok == pytest.approx(73_579.91, abs=0.01)
