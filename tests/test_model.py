@@ -534,3 +534,14 @@ def test_financing_is_tested_at_the_stressed_loan_rate_with_an_indexed_means_tes
     assert fin.grant_nok == pytest.approx(189_070.09, abs=0.01)
     assert fin.startlan_nok == pytest.approx(1_488_350, abs=0.01)
     assert fin.bank_loan_nok == pytest.approx(73_579.91, abs=0.01)
+
+
+def test_the_value_of_the_dwellings_sold_is_the_price_each_tenant_paid(short_run):
+    """Sales income is what the buyers pay for their municipal dwellings (not what they borrow): month by month,
+    units_sold_value_nok is the sum of the prices of that month's bought_municipal events."""
+    ev = short_run.events
+    sales = ev[ev["event"] == "bought_municipal"]
+    assert len(sales) > 20 and (sales["price_nok"] > sales["startlan_nok"]).all()
+    by_month = sales.groupby(sales["t"].astype(int))["price_nok"].sum().reindex(range(len(short_run.monthly)),
+                                                                             fill_value=0.0)
+    np.testing.assert_allclose(short_run.monthly["units_sold_value_nok"].to_numpy(), by_month.to_numpy(), rtol=1e-12)
