@@ -545,3 +545,16 @@ def test_the_value_of_the_dwellings_sold_is_the_price_each_tenant_paid(short_run
     by_month = sales.groupby(sales["t"].astype(int))["price_nok"].sum().reindex(range(len(short_run.monthly)),
                                                                              fill_value=0.0)
     np.testing.assert_allclose(short_run.monthly["units_sold_value_nok"].to_numpy(), by_month.to_numpy(), rtol=1e-12)
+
+
+def test_defaults_are_counted_in_the_month_they_happen(short):
+    """A default is decided at the payout (from the household's own draw) but happens months or years later: it is
+    counted in the month of its default_t, not in the month of the payout. Month by month, the defaults flow is the
+    number of loans whose default_t falls in that month."""
+    s = sc.with_overrides(short, {"startlan.default_base_per_year": 0.05})
+    for r in range(2):
+        rep = run_replication(s, 3, r)
+        due = rep.loans["default_t"].dropna()
+        assert len(due) > 10 and (due.astype(int) > rep.loans.loc[due.index, "t"].astype(int)).any()
+        counted = np.bincount(due.astype(int), minlength=len(rep.monthly))
+        np.testing.assert_array_equal(rep.monthly["defaults"].to_numpy(), counted)
