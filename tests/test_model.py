@@ -558,3 +558,27 @@ def test_defaults_are_counted_in_the_month_they_happen(short):
         assert len(due) > 10 and (due.astype(int) > rep.loans.loc[due.index, "t"].astype(int)).any()
         counted = np.bincount(due.astype(int), minlength=len(rep.monthly))
         np.testing.assert_array_equal(rep.monthly["defaults"].to_numpy(), counted)
+
+
+def test_each_attempt_prices_a_home_from_its_own_draw(short):
+    """A tenant refused on one attempt looks at another home on the next: the private price of each attempt comes
+    from that attempt's own uniform, so two attempts' prices differ beyond the price index. Deflated by the index of
+    the month applied in, a household's refused prices are either its own municipal dwelling's value (1.0 or 1.4
+    MNOK, the same each attempt) or all different."""
+    from sim.model import Params
+
+    idx = np.array(Params(short).price_index)
+    own = private = 0
+    for r in range(2):
+        ev = run_replication(short, 3, r, record_events=True).events
+        refused = ev[ev["event"].isin(["refused_ability_to_pay", "refused_grant_budget"]) & (ev["group"] == "lte")]
+        real = (refused["price_nok"] / idx[refused["t"].astype(int)]).round(2)
+        for _, prices in real.groupby(refused["household_id"]):
+            if len(prices) < 2:
+                continue
+            if set(prices) <= {1_000_000, 1_400_000}:
+                own += 1
+            else:
+                assert prices.is_unique, prices.tolist()
+                private += 1
+    assert own > 5 and private > 5
