@@ -473,14 +473,14 @@ def test_the_grant_budget_left_never_exceeds_the_years_budget(short, overrides):
         assert refused == 0
 
 
-def _household(income0_nok, u_values=None, adults=1, children=0, lte=True):
+def _household(income0_nok, u_values=None, adults=1, children=0, lte=True, id=0):
     """One constructed household: no introduction programme, no savings, no debt; every uniform 0.1 but those given."""
     from sim.model import N_UNIFORMS, Household
 
     u = [0.1] * N_UNIFORMS
     for column, value in (u_values or {}).items():
         u[column] = value
-    return Household(0, lte, adults, children, False, -np.inf, True, income0_nok, 0.0, False, u, 0.0)
+    return Household(id, lte, adults, children, False, -np.inf, True, income0_nok, 0.0, False, u, 0.0)
 
 
 def test_the_default_hazard_follows_the_payment_on_startlan_and_bank_loan_hand_worked(short):
@@ -582,3 +582,25 @@ def test_each_attempt_prices_a_home_from_its_own_draw(short):
                 assert prices.is_unique, prices.tolist()
                 private += 1
     assert own > 5 and private > 5
+
+
+def test_patience_with_the_frame_comes_from_the_attempts_own_draw(short):
+    """How long a household waits for the frame before giving up is drawn from its attempt's own uniform
+    (U_FRAME_PATIENCE), not from the patience it had on the waiting list (U_PATIENCE, 0.9 for both households
+    here). With no frame at all and a mean patience of 6 months: on its first attempt with draw 0.2 a household
+    gives up after -6 ln(0.8) = 1.339 months; on its second attempt with draw 0.5, after 6 ln 2 = 4.159 months.
+    (From the waiting-list draw both would wait 6 ln 10 = 13.82 months.)"""
+    from sim.lending import Financing
+    from sim.model import ATTEMPT_BASE, PER_ATTEMPT, U_FRAME_PATIENCE, U_PATIENCE
+
+    s = sc.with_overrides(short, {"frame.yearly_nok": 0, "frame.patience_months": 6.0})
+    model = Model(s, streams_for(1, 0), record_events=True)
+    first = _household(300_000, {U_PATIENCE: 0.9, ATTEMPT_BASE + U_FRAME_PATIENCE: 0.2}, id=1)
+    second = _household(300_000, {U_PATIENCE: 0.9, ATTEMPT_BASE + PER_ATTEMPT + U_FRAME_PATIENCE: 0.5}, id=2)
+    fin = Financing(True, startlan_nok=1_000_000, term_years=30)
+    model.env.process(model._calendar())
+    model.env.process(model._buy(first, 0, False, 1_200_000, fin))
+    model.env.process(model._buy(second, 1, False, 1_200_000, fin))
+    model.env.run(until=24)
+    gave_up = {e[1]: e[0] for e in model.events if e[3] == "frame_gave_up"}
+    assert gave_up == pytest.approx({1: 1.339, 2: 4.159}, abs=0.001)
