@@ -604,3 +604,17 @@ def test_patience_with_the_frame_comes_from_the_attempts_own_draw(short):
     model.env.run(until=24)
     gave_up = {e[1]: e[0] for e in model.events if e[3] == "frame_gave_up"}
     assert gave_up == pytest.approx({1: 1.339, 2: 4.159}, abs=0.001)
+
+
+def test_a_fractional_replacement_ratio_replaces_that_share_of_the_sales(short):
+    """With 0.4 dwellings bought for each sale and none bought ahead, each sale is replaced by one dwelling with
+    probability 0.4 (the household's own draw), else by none: about 40 % of the sales are replaced (over two
+    replications about 260 sales, so 104 give or take 8), never more dwellings bought than sold so far."""
+    s = sc.with_overrides(short, {"programme.replacement_ratio": 0.4, "programme.replacements_ahead": 0})
+    sold = bought = 0.0
+    for r in range(2):
+        m = run_replication(s, 3, r).monthly
+        assert (m["units_bought"].cumsum() <= m["units_sold"].cumsum()).all()
+        sold += m["units_sold"].sum()
+        bought += m["units_bought"].sum()
+    assert sold > 150 and 0.25 * sold < bought < 0.55 * sold
