@@ -618,3 +618,22 @@ def test_a_fractional_replacement_ratio_replaces_that_share_of_the_sales(short):
         sold += m["units_sold"].sum()
         bought += m["units_bought"].sum()
     assert sold > 150 and 0.25 * sold < bought < 0.55 * sold
+
+
+def test_the_rent_roll_follows_the_cost_index_month_by_month(short):
+    """A stock where nothing changes: every dwelling let at the start, no tenant leaves, no programme, nothing bought
+    ahead. The dwellings' rents (2010 NOK) are then the same every month, and the rent roll is their sum times
+    that month's cost index: 1.000 in 2010, 1.020 in 2011, ... 1.104 in 2015. So 2015's rent income is
+    12 * 1.104 times the roll of January 2010, and every month's rent is its month-end roll."""
+    from sim.model import Params
+
+    s = sc.with_overrides(short, {"stock.initial_occupancy": 1.0, "households.exit_rate_per_year": 0.0,
+                                  "programme.advisers": 0, "programme.replacements_ahead": 0})
+    m = run_replication(s, 3, 0).monthly
+    assert m["tenants"].nunique() == 1 and m["municipal_units"].nunique() == 1
+    roll0 = m["rent_roll_nok_month"].iloc[0]
+    index = np.array(Params(s).cost_index)
+    assert index[0] == 1.0 and index[-1] == pytest.approx(1.104)
+    np.testing.assert_allclose(m["rent_roll_nok_month"].to_numpy(), roll0 * index, rtol=1e-12)
+    np.testing.assert_array_equal(m["rent_income_nok"].to_numpy(), m["rent_roll_nok_month"].to_numpy())
+    assert m["rent_income_nok"].iloc[-12:].sum() == pytest.approx(12 * 1.104 * roll0, rel=1e-12)
