@@ -637,3 +637,30 @@ def test_the_rent_roll_follows_the_cost_index_month_by_month(short):
     np.testing.assert_allclose(m["rent_roll_nok_month"].to_numpy(), roll0 * index, rtol=1e-12)
     np.testing.assert_array_equal(m["rent_income_nok"].to_numpy(), m["rent_roll_nok_month"].to_numpy())
     assert m["rent_income_nok"].iloc[-12:].sum() == pytest.approx(12 * 1.104 * roll0, rel=1e-12)
+
+
+def test_tenants_and_other_borrowers_arrive_from_streams_of_their_own(short):
+    """Common random numbers between the two groups: more other startlån borrowers leave every tenant's arrival
+    and income as it was, and more tenants leave every other borrower's as it was (each group's arrival times and
+    households come from its own stream, so neither uses up the other's draws)."""
+    def arrivals(overrides):
+        a = run_replication(sc.with_overrides(short, overrides), 3, 0).arrivals
+        return {g: t[["arrived_t", "income0_nok"]].reset_index(drop=True) for g, t in a.groupby("group")}
+
+    base = arrivals({})
+    more_other = arrivals({"other_borrowers.applicants_per_year": 300})
+    more_tenants = arrivals({"households.arrivals_per_year": 600})
+    assert len(more_other["other"]) > 2 * len(base["other"]) and len(more_tenants["lte"]) > len(base["lte"]) + 500
+    pd.testing.assert_frame_equal(more_other["lte"], base["lte"])
+    pd.testing.assert_frame_equal(more_tenants["other"], base["other"])
+
+
+def test_every_purpose_has_a_random_stream_of_its_own():
+    """The streams of one replication (stock, tenants, arrivals, other borrowers, frame rounds) are independent:
+    their first draws all differ, and so do those of the next replication."""
+    from sim.model import STREAMS
+
+    first = {name: g.random() for name, g in streams_for(1, 0).items()}
+    assert list(first) == list(STREAMS) and len(set(first.values())) == len(STREAMS)
+    following = [g.random() for g in streams_for(1, 1).values()]
+    assert not set(following) & set(first.values())
