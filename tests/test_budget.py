@@ -237,3 +237,22 @@ def test_scenario_text_stays_inert_in_every_csv_of_a_run(tmp_path):
             for col in table.columns:
                 text = table[col][~table[col].str.fullmatch(r"-?[0-9]+([.,][0-9]+)?(e-?[0-9]+)?")]
                 assert not text.str.match(r"[=+\-@\t\r]").any(), (csv.name, col, text.head().tolist())
+
+
+def test_losses_are_shared_between_municipality_and_state_as_the_scenario_says(short):
+    """With the municipality carrying 40 % of each loss (not Drammen's 25 %, so a swapped share shows), every year's
+    loss splits 0.4 / 0.6 between municipality and state: in the yearly table (from the model) and in the budget
+    alike, and the two shares add up to the loss."""
+    s = sc.with_overrides(short, {"startlan.municipality_loss_share": 0.4, "startlan.default_base_per_year": 0.05,
+                                  "startlan.default_resolution_months": 3.0,
+                                  "startlan.forced_sale_discount_share": 0.5})
+    result = RunResult(s, 2, [run_replication(s, 2, r) for r in range(2)])
+    y = yearly(result.monthly)
+    assert (y.groupby("replication")["loss_nok"].sum() > 0).all()  # (so the check bites)
+    assert y["loss_municipality_nok"].to_numpy() == pytest.approx(0.4 * y["loss_nok"].to_numpy(), abs=1e-6)
+    assert y["loss_state_nok"].to_numpy() == pytest.approx(0.6 * y["loss_nok"].to_numpy(), abs=1e-6)
+    b = budget.budget_by_replication(y, result.loans, s)
+    assert b["loss_nok"].sum() > 0
+    assert b["loss_municipality_nok"].to_numpy() == pytest.approx(0.4 * b["loss_nok"].to_numpy(), abs=1e-6)
+    assert b["loss_state_nok"].to_numpy() == pytest.approx(0.6 * b["loss_nok"].to_numpy(), abs=1e-6)
+
