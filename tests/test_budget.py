@@ -256,3 +256,17 @@ def test_losses_are_shared_between_municipality_and_state_as_the_scenario_says(s
     assert b["loss_municipality_nok"].to_numpy() == pytest.approx(0.4 * b["loss_nok"].to_numpy(), abs=1e-6)
     assert b["loss_state_nok"].to_numpy() == pytest.approx(0.6 * b["loss_nok"].to_numpy(), abs=1e-6)
 
+
+def test_startlan_paid_is_split_by_group_as_the_loans_table_says(per_rep):
+    """budget.csv's startlån paid to leie-til-eie tenants and to other borrowers are, year by year, the sums of
+    the loans table's startlån of each group, by the year of the payout."""
+    b, result = per_rep
+    loans = result.loans.assign(year=2010 + result.loans["t"].astype(int) // 12)  # short starts in January 2010
+    by_group = loans.pivot_table(index=["replication", "year"], columns="group", values="startlan_nok",
+                                 aggfunc="sum", fill_value=0.0)
+    got = b.set_index(["replication", "year"])
+    assert (by_group["lte"] > 0).sum() > 5 and (by_group["other"] > 0).sum() > 5
+    for group in ("lte", "other"):
+        expected = by_group[group].reindex(got.index, fill_value=0.0)
+        assert got[f"startlan_paid_{group}_nok"].to_numpy() == pytest.approx(expected.to_numpy(), abs=0.01), group
+
