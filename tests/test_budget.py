@@ -270,3 +270,12 @@ def test_startlan_paid_is_split_by_group_as_the_loans_table_says(per_rep):
         expected = by_group[group].reindex(got.index, fill_value=0.0)
         assert got[f"startlan_paid_{group}_nok"].to_numpy() == pytest.approx(expected.to_numpy(), abs=0.01), group
 
+
+def test_the_budget_summary_gives_each_columns_percentiles_in_order():
+    """Three replications with 10, 30 and 20 for a column: mean 20; the 5th percentile lies a tenth of the way from
+    10 to 20 (11) and the 95th nine tenths of the way from 20 to 30 (29), interpolated linearly as pandas does."""
+    cols = [c for c, _ in budget.COLUMNS]
+    per_rep = pd.DataFrame({"replication": [0, 1, 2], "year": 2012, **{c: [10.0, 30.0, 20.0] for c in cols}})
+    row = budget.budget_summary(per_rep).iloc[0]
+    for c in cols:
+        assert (row[f"{c}_p5"], row[f"{c}_mean"], row[f"{c}_p95"]) == pytest.approx((11.0, 20.0, 29.0)), c
