@@ -125,6 +125,19 @@ def test_compare_refuses_unpaired_runs(two_runs):
     assert "same period" in r.output and len(r.output.strip().splitlines()) == 1
 
 
+def test_compare_refuses_runs_with_different_replications(two_runs, tmp_path):
+    """Replication r of one run is paired with replication r of the other: a run of two replications and one of
+    three (the same scenario file and seed) have a replication without a partner, so they are refused (exit 2, one
+    line) rather than compared over the replications they share."""
+    big = two_runs / "big.toml"
+    r = CliRunner().invoke(cli, ["run", str(big), "-n", "2", "--seed", "5", "--out", str(tmp_path / "big_n2")])
+    assert r.exit_code == 0, r.output
+    for a, b in ((two_runs / "small", tmp_path / "big_n2"), (tmp_path / "big_n2", two_runs / "big")):
+        r = CliRunner().invoke(cli, ["compare", str(a), str(b)])
+        assert r.exit_code == 2 and "different replications" in r.output and "--replications" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
+
+
 def test_compare_refuses_runs_with_different_draws_from_the_posterior(two_runs):
     """lte run draws behavioural values from the fit's posterior by default and sweeps use its estimates: the same
     policy gives other levels, so replication r of one is not replication r of the other."""
