@@ -299,6 +299,10 @@ def test_compare_command(reference, tmp_path):
     assert r.exit_code == 2 and "is a sweep" in r.output
     r = CliRunner().invoke(cli, ["compare", f"{out}:99", f"{out}:2"])
     assert r.exit_code == 2 and "no point 99" in r.output
+    # a point is named by its number in points.csv
+    r = CliRunner().invoke(cli, ["compare", f"{out}:2", f"{out}:x"])
+    assert r.exit_code == 2 and f"{out}:x: the point after ':' must be a number from points.csv" in r.output, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_compare_refuses_a_sweep_point_and_a_run_over_different_months(reference, tmp_path):
