@@ -189,6 +189,21 @@ def test_a_target_is_computed_at_its_day(drammen):
     assert at("2011-03-15", "cumulative_owners") == 0.0  # before the programme start
 
 
+def test_a_yearly_target_sums_the_twelve_months_of_its_calendar_year(drammen):
+    """startlån paid out in a year is the sum of that calendar year's twelve months, whatever the target's day in
+    it. With month m (0 = 2010-01) paying m + 1 NOK: 2011 is months 12 to 23, paying 13 + 14 + ... + 24 =
+    12 * (13 + 24) / 2 = 222; 2010 pays 1 + ... + 12 = 78. (Eleven months of 2011 would be 198.)"""
+    n = drammen.period.n_months
+    monthly = pd.DataFrame({"startlan_nok": np.arange(1.0, n + 1)})
+
+    def at(date):
+        return tg.simulate_quantity(monthly, drammen, tg.Target(0, date, date[:7], "startlan_disbursed_nok_year",
+                                                                0.0, None, None, "", ""))
+
+    assert at("2011-12-31") == at("2011-03-15") == at("2011-01") == 222.0
+    assert at("2010-12-31") == 78.0
+
+
 def test_calibration_parameters_must_be_behavioural(tmp_path):
     f = tmp_path / "x.toml"
     f.write_text(f'extends = "{DRAMMEN.as_posix()}"\n[calibration]\nparameters = {{ "frame.yearly_nok" = [1, 2] }}\n')
