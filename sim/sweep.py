@@ -114,54 +114,20 @@ class Sweep:
 
 # ---------------------------------------------------------------------------------------------- loading
 def load(path: str | Path) -> Sweep:
-    """Read and validate a sweep file and build its points; a ScenarioError names file, key and rule."""
+    """Read and validate a sweep file and build its points; a ScenarioError names file, key and rule (every
+    problem the file has, one line each, where one does not hide the others)."""
     path = Path(path)
     raw = sc.read_toml(path)
     f = str(path)
     if "base" not in raw and ("extends" in raw or any(k in sc.Scenario.model_fields and k not in TOP_KEYS for k in raw)):
         raise ScenarioError(f, [("", "is a scenario file (it names no base scenario), not a sweep file; "
                                      "run it with lte run, or name it as the base of a sweep file")])
-    problems: list[tuple[str, str]] = []
-    for key in raw:
-        if key not in TOP_KEYS:
-            problems.append((key, f"unknown key{sc._suggest(key, TOP_KEYS)}"))
-    if "base" not in raw or not isinstance(raw.get("base"), str):  # nothing else can be checked without it
-        problems.append(("base", "required: the base scenario file, in quotes, relative to the sweep file"))
-        raise ScenarioError(f, problems)
-    base_file = path.parent / raw["base"]
-    if not base_file.is_file():
-        raise ScenarioError(f, problems + [("base", f"base scenario {base_file} not found")])
-    base = sc.load(base_file).scenario
-    overrides = raw.get("overrides", {})
-    if not isinstance(overrides, dict):
-        raise ScenarioError(f, [("overrides", "must be a table of scenario key = value")])
-    base_ok = True  # the base with the overrides applied is a valid scenario (lever values are checked on it)
-    if overrides:
-        try:
-            base = sc.with_overrides(base, _flatten_keys(overrides), f)
-        except ScenarioError as e:  # reported with the rest of the file's problems, under the key as written
-            if e.file != f:
-                raise
-            problems.extend(_override_problem(key, rule, overrides) for key, rule in e.problems)
-            base_ok = False
-
-    reps = raw.get("replications", base.replications)
-    seed = raw.get("seed", base.seed)
-    if not _whole(reps, 1, sc.MAX_REPLICATIONS):
-        problems.append(("replications", f"must be a whole number from 1 to {sc.MAX_REPLICATIONS:,} (got {reps!r})"))
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        problems.append(("seed", f"must be a whole number of at least 0 (got {seed!r})"))
-
+    problems = [(key, f"unknown key{sc._suggest(key, TOP_KEYS)}") for key in raw if key not in TOP_KEYS]
+    base_file, base, base_ok = _base(raw, path, problems)
+    name, reps, seed = _settings(raw, path, base, problems)
     for key in ("levers", "uncertainties", "design"):
         if not isinstance(raw.get(key, {}), dict):
             problems.append((key, f"must be a table ([{key}] with key = value lines)"))
-    name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not NAME.match(name) or name.startswith("."):
-        given = "" if "name" in raw else ", the file's name, as name is not set"
-        problems.append(("name", f"must be a short text usable as a folder name: letters A-Z, digits and _ . -, "
-                                 f"not starting with . (got {name!r}{given})"))
-    if not isinstance(raw.get("description", ""), str):
-        problems.append(("description", f"must be a text in quotes (got {raw['description']!r})"))
     if any(not isinstance(raw.get(key, {}), dict) for key in ("levers", "uncertainties", "design")):
         raise ScenarioError(f, problems)  # (the checks below read them as tables)
 
@@ -169,35 +135,8 @@ def load(path: str | Path) -> Sweep:
     uncertainties = [_uncertainty(f, k, v, base, problems)
                      for k, v in _flatten_keys(raw.get("uncertainties", {})).items()]
     design = raw.get("design", {})
-    for key in design:
-        if key not in DESIGN_KEYS:
-            problems.append((f"design.{key}", f"unknown key{sc._suggest(key, DESIGN_KEYS)}"))
-    kind = design.get("kind", "grid")
-    if kind not in DESIGNS:
-        problems.append(("design.kind", f"must be one of {', '.join(DESIGNS)} (got {kind!r}){sc._suggest(str(kind), DESIGNS)}"))
-    samples = design.get("samples", 8)
-    if not _whole(samples, 1, MAX_SAMPLES):
-        problems.append(("design.samples", f"must be a whole number from 1 to {MAX_SAMPLES:,} (got {samples!r})"))
-    elif kind == "sobol" and samples & (samples - 1):
-        lower = 1 << (samples.bit_length() - 1)
-        problems.append(("design.samples", f"a Sobol design needs a power of 2 (got {samples}; use {lower} or {2 * lower})"))
-    dseed = design.get("seed", seed)
-    if isinstance(dseed, bool) or not isinstance(dseed, int) or dseed < 0:
-        problems.append(("design.seed", f"must be a whole number of at least 0 (got {dseed!r})"))
-    baseline = design.get("baseline", {})
-    lever_keys = {lv.key: lv for lv in levers if lv is not None}
-    if not isinstance(baseline, dict):
-        problems.append(("design.baseline", "must be a table of lever key = value or name"))
-        baseline = {}
-    chosen: dict[str, str] = {}
-    for key, value in _flatten_keys(baseline).items():
-        if key not in lever_keys:
-            problems.append((f"design.baseline.{key}", f"not a lever of this sweep{sc._suggest(key, lever_keys)}"))
-            continue
-        label = _label(value)
-        if label not in lever_keys[key].labels:
-            problems.append((f"design.baseline.{key}", f"{value!r} is not one of the lever's values {lever_keys[key].labels}"))
-        chosen[key] = label
+    kind, samples, design_seed = _design_settings(design, seed, problems)
+    chosen = _baseline(design.get("baseline", {}), [lv for lv in levers if lv is not None], problems)
     if base_ok:  # every well-formed lever and uncertainty, whatever else is wrong in the file
         _check_values(f, base, [lv for lv in levers if lv], [u for u in uncertainties if u], problems)
     if problems:
@@ -211,9 +150,91 @@ def load(path: str | Path) -> Sweep:
     for lv in levers:
         chosen.setdefault(lv.key, lv.labels[0])
     sweep = Sweep(path, name, raw.get("description", ""), base_file, base, reps, seed,
-                  levers, uncertainties, kind, samples, design.get("seed", seed), chosen)
+                  levers, uncertainties, kind, samples, design_seed, chosen)
     sweep.points = _points(sweep)
     return sweep
+
+
+def _base(raw: dict, path: Path, problems: list) -> tuple[Path, sc.Scenario, bool]:
+    """The base scenario file and the base with the sweep's overrides; False if the overrides make it invalid
+    (reported among the file's problems: lever values are then not checked on it). Without a readable base
+    nothing else can be checked, so that is raised at once."""
+    f = str(path)
+    if "base" not in raw or not isinstance(raw.get("base"), str):
+        problems.append(("base", "required: the base scenario file, in quotes, relative to the sweep file"))
+        raise ScenarioError(f, problems)
+    base_file = path.parent / raw["base"]
+    if not base_file.is_file():
+        raise ScenarioError(f, problems + [("base", f"base scenario {base_file} not found")])
+    base = sc.load(base_file).scenario
+    overrides = raw.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise ScenarioError(f, [("overrides", "must be a table of scenario key = value")])
+    if not overrides:
+        return base_file, base, True
+    try:
+        return base_file, sc.with_overrides(base, _flatten_keys(overrides), f), True
+    except ScenarioError as e:  # reported with the rest of the file's problems, under the key as written
+        if e.file != f:
+            raise
+        problems.extend(_override_problem(key, rule, overrides) for key, rule in e.problems)
+        return base_file, base, False
+
+
+def _settings(raw: dict, path: Path, base: sc.Scenario, problems: list) -> tuple[str, int, int]:
+    """Name, replications and seed (the last two default to the base scenario's)."""
+    reps = raw.get("replications", base.replications)
+    seed = raw.get("seed", base.seed)
+    if not _whole(reps, 1, sc.MAX_REPLICATIONS):
+        problems.append(("replications", f"must be a whole number from 1 to {sc.MAX_REPLICATIONS:,} (got {reps!r})"))
+    if not _whole(seed, 0, math.inf):
+        problems.append(("seed", f"must be a whole number of at least 0 (got {seed!r})"))
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not NAME.match(name) or name.startswith("."):
+        given = "" if "name" in raw else ", the file's name, as name is not set"
+        problems.append(("name", f"must be a short text usable as a folder name: letters A-Z, digits and _ . -, "
+                                 f"not starting with . (got {name!r}{given})"))
+    if not isinstance(raw.get("description", ""), str):
+        problems.append(("description", f"must be a text in quotes (got {raw['description']!r})"))
+    return name, reps, seed
+
+
+def _design_settings(design: dict, seed: int, problems: list) -> tuple[str, int, int]:
+    """The design's kind, samples and seed (the sweep's seed unless it has its own)."""
+    for key in design:
+        if key not in DESIGN_KEYS:
+            problems.append((f"design.{key}", f"unknown key{sc._suggest(key, DESIGN_KEYS)}"))
+    kind = design.get("kind", "grid")
+    if kind not in DESIGNS:
+        problems.append(("design.kind", f"must be one of {', '.join(DESIGNS)} (got {kind!r}){sc._suggest(str(kind), DESIGNS)}"))
+    samples = design.get("samples", 8)
+    if not _whole(samples, 1, MAX_SAMPLES):
+        problems.append(("design.samples", f"must be a whole number from 1 to {MAX_SAMPLES:,} (got {samples!r})"))
+    elif kind == "sobol" and samples & (samples - 1):
+        lower = 1 << (samples.bit_length() - 1)
+        problems.append(("design.samples", f"a Sobol design needs a power of 2 (got {samples}; use {lower} or {2 * lower})"))
+    design_seed = design.get("seed", seed)
+    if not _whole(design_seed, 0, math.inf):
+        problems.append(("design.seed", f"must be a whole number of at least 0 (got {design_seed!r})"))
+    return kind, samples, design_seed
+
+
+def _baseline(baseline: Any, levers: list[Lever], problems: list) -> dict[str, str]:
+    """The baseline point's value (its label) for each lever the design names."""
+    if not isinstance(baseline, dict):
+        problems.append(("design.baseline", "must be a table of lever key = value or name"))
+        return {}
+    lever_keys = {lv.key: lv for lv in levers}
+    chosen: dict[str, str] = {}
+    for key, value in _flatten_keys(baseline).items():
+        if key not in lever_keys:
+            problems.append((f"design.baseline.{key}", f"not a lever of this sweep{sc._suggest(key, lever_keys)}"))
+            continue
+        label = _label(value)
+        if label not in lever_keys[key].labels:
+            problems.append((f"design.baseline.{key}", f"{value!r} is not one of the lever's values {lever_keys[key].labels}"))
+        chosen[key] = label
+    return chosen
 
 
 def _a(word: str) -> str:
