@@ -82,6 +82,14 @@ def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
     return out
 
 
+def _folder(ref: str):
+    """The folder of a run or sweep reference (``FOLDER`` or ``SWEEPDIR:POINT``), resolved."""
+    from pathlib import Path
+
+    folder = ref.partition(":")[0] if ":" in ref and not Path(ref).exists() else ref
+    return Path(folder).resolve()
+
+
 def load_yearly(ref: str):
     """A run's yearly table and its manifest, from an ``lte run`` folder or ``SWEEPDIR:POINT``."""
     import json
@@ -149,20 +157,17 @@ def _unpaired_draws(ref_a: str, draws_a: list[dict], ref_b: str, draws_b: list[d
     return None
 
 
-def _period(ref: str, manifest: dict, yearly: pd.DataFrame) -> tuple[str, str]:
-    """What a run covers: its months (from an lte run's scenario, or a sweep's period, which all its points share),
-    and the years of its table."""
-    from sim.errors import UserError
-
+def _period(manifest: dict, yearly: pd.DataFrame) -> tuple[str, str]:
+    """What a run covers: its months (from an lte run's scenario, or a sweep's period, which all its points share;
+    "" if its manifest does not say), and the years of its table."""
     scenario = manifest.get("scenario")
     period = scenario.get("period") if isinstance(scenario, dict) else manifest.get("period")
-    if not (isinstance(period, dict) and period.get("start") and period.get("end")):
-        raise UserError(f"{ref}: its manifest.json does not say which months it covers (written by an older lte, "
-                        "or edited); run it again")
+    months = f"{period['start']} to {period['end']}" if isinstance(period, dict) and period.get("start") \
+        and period.get("end") else ""
     years = sorted(set(yearly["year"]))
     span = "no year" if not years else \
         f"the years {years[0]} to {years[-1]}" if len(years) > 1 else f"the year {years[0]}"
-    return f"{period['start']} to {period['end']}", span
+    return months, span
 
 
 def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
@@ -181,7 +186,12 @@ def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
                         "their replications are not paired; run both with the same --seed")
     if set(a["replication"]) != set(b["replication"]):
         raise UserError(f"{ref_a} and {ref_b} have different replications; run both with the same --replications")
-    (months_a, years_a), (months_b, years_b) = _period(ref_a, manifest_a, a), _period(ref_b, manifest_b, b)
+    (months_a, years_a), (months_b, years_b) = _period(manifest_a, a), _period(manifest_b, b)
+    same_sweep = _folder(ref_a) == _folder(ref_b)  # two points of one sweep share its period
+    for ref, months in ((ref_a, months_a), (ref_b, months_b)):
+        if not months and not same_sweep:
+            raise UserError(f"{ref}: its manifest.json does not say which months it covers (written by an older "
+                            "lte, or edited); run it again")
     if (months_a, years_a) != (months_b, years_b):
         shown_a, shown_b = (months_a, months_b) if months_a != months_b else (years_a, years_b)
         raise UserError(f"{ref_a} covers {shown_a} and {ref_b} {shown_b}: their years and whole-period totals do "

@@ -36,7 +36,8 @@ from sim.timeline import YearMonth, parse_dated, resolve_monthly
 # Flows: counted in the month they happen; a year is their sum.
 FLOWS = (
     "arrivals", "moved_in", "gave_up_waiting", "exits_other_routes",
-    "screened", "referred", "referred_again", "advice_started", "advice_completed", "advice_dropped",
+    "screened", "referred", "referred_again", "left_advice_queue", "advice_started", "advice_completed",
+    "advice_dropped",
     "applications", "refused_debt", "refused_ability_to_pay", "refused_grant_budget",
     "frame_approved", "frame_gave_up", "frame_wait_months_sum", "search_failed",
     "new_owners_municipal", "new_owners_private",
@@ -205,8 +206,10 @@ class Advisers:
     """The advisers' places: at most ``capacity`` households in advice at once, the rest queue in order.
 
     A household that finds a free place starts at once, without an event; one that queues gets an event that
-    fires when a place is handed over. Unlike ``simpy.Resource`` (which removes a finished user from a list,
-    a cost that grows with the capacity) every operation here is O(1), which matters for county-size stocks.
+    fires with True when a place is handed over, or with False if it leaves the queue first (it moves away).
+    Unlike ``simpy.Resource`` (which removes a finished user from a list, a cost that grows with the capacity)
+    every operation here is O(1), which matters for county-size stocks: one who leaves stays in the queue, marked
+    by its fired event, until a place would have come to it.
     """
 
     def __init__(self, env: simpy.Environment, capacity: int):
@@ -214,6 +217,12 @@ class Advisers:
         self.capacity = capacity
         self.busy = 0
         self.queue: deque[simpy.Event] = deque()
+        self._gone = 0  # events in the queue whose household has left it
+
+    @property
+    def queued(self) -> int:
+        """Households waiting for a place."""
+        return len(self.queue) - self._gone
 
     def request(self) -> simpy.Event | None:
         """None if a place is free (and now taken); else an event that fires when one is handed over."""
@@ -224,12 +233,23 @@ class Advisers:
         self.queue.append(event)
         return event
 
+    def leave(self, event: simpy.Event) -> None:
+        """The household waiting on ``event`` leaves the queue (its event fires with False), unless its place has
+        come already."""
+        if not event.triggered:
+            event.succeed(False)
+            self._gone += 1
+
     def release(self) -> None:
-        """A household leaves advice: its place goes to the first in the queue, or becomes free."""
-        if self.queue:
-            self.queue.popleft().succeed()
-        else:
-            self.busy -= 1
+        """A household leaves advice: its place goes to the first still in the queue, or becomes free."""
+        while self.queue:
+            event = self.queue.popleft()
+            if event.triggered:  # its household left the queue
+                self._gone -= 1
+                continue
+            event.succeed(True)
+            return
+        self.busy -= 1
 
 
 class _Values:
@@ -505,7 +525,7 @@ class Model:
              self._draw_households(len(other), False, other, "other_borrowers"), self._other_applies),
         ]
         self._process(self._calendar())
-        if s.programme.replacements_ahead > 0 and p.programme_start < p.n:
+        if s.programme.replacements_ahead > 0 and s.programme.sell_to_tenants and p.programme_start < p.n:
             self._after(p.programme_start, self._buy_ahead, int(round(s.programme.replacements_ahead)))
 
     def _add_dwelling(self, family: bool, sellable: bool, dedicated: bool) -> Dwelling:
@@ -596,7 +616,7 @@ class Model:
         lv["municipal_units"][m] = len(self.stock)
         lv["vacant_units"][m] = len(self.stock) - self.tenants
         lv["in_advice"][m] = self.in_advice
-        lv["advice_queue"][m] = len(self.advisers.queue) if self.advisers else 0
+        lv["advice_queue"][m] = self.advisers.queued if self.advisers else 0
         lv["waiting_for_frame"][m] = len(self.frame.waiting)
         lv["frame_remaining_nok"][m] = self.frame.remaining_nok
         lv["tilskudd_remaining_nok"][m] = self.tilskudd_left
@@ -744,12 +764,21 @@ class Model:
                 self.flows_now.referred_again += 1.0
                 if self.record_events:
                     self.log(hh, "referred_again")
-            # advice: wait for a place, then for the advice to end (or the household to drop out)
+            # advice: wait for a place, then for the advice to end (or the household to drop out); a household
+            # whose time to move away comes while it waits for a place leaves the queue, and then the dwelling
             duration = self._advice_months(u[base + U_ADVICE])
             place = self.advisers.request()
             if place is not None:
-                yield place
+                if hh.exit_at < self.n:
+                    self._at(hh.exit_at, self.advisers.leave, place)
+                got_place = yield place
                 self.events_handled += 1
+                if not got_place:
+                    self.flows_now.left_advice_queue += 1.0
+                    if self.record_events:
+                        self.log(hh, "left_advice_queue")
+                    outcome = DROPPED
+                    break
             self.in_advice += 1
             self.flows_now.advice_started += 1.0
             if self.record_events:

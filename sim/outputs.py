@@ -7,6 +7,7 @@ file naming the process; a second run into it is refused.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -250,7 +251,8 @@ def is_nok(column: str) -> bool:
 
 
 def tidy_numbers(df: pd.DataFrame) -> pd.DataFrame:
-    """Whole numbers as integers, NOK rounded to whole kroner, other decimals to 6 places.
+    """Whole numbers as integers (a column whose values are all whole, empty cells aside), NOK rounded to whole
+    kroner, other decimals to 6 places.
 
     Rounding makes the files identical across machines whose last floating-point bit may differ. All float
     columns are rounded and checked at once (column by column, pandas' per-call overhead made this a quarter of
@@ -262,11 +264,18 @@ def tidy_numbers(df: pd.DataFrame) -> pd.DataFrame:
     values = df[floats].to_numpy(dtype=np.float64, na_value=np.nan)
     nok = np.array([is_nok(c) for c in floats])
     rounded = np.where(nok, np.round(values, 0), np.round(values, 6))
+    empty = np.isnan(rounded)
+    filled = np.where(empty, 0.0, rounded)
     with np.errstate(invalid="ignore"):
-        whole = ~np.isnan(rounded).any(axis=0) & (np.mod(rounded, 1) == 0).all(axis=0) \
-            & (np.abs(rounded) < 2**53).all(axis=0)
-    tidy = {c: (rounded[:, k].astype("int64") if whole[k] else np.where(rounded[:, k] != 0, rounded[:, k], 0.0))
-            for k, c in enumerate(floats)}  # (the last: no "-0")
+        whole = (~empty).any(axis=0) & (np.mod(filled, 1) == 0).all(axis=0) & (np.abs(filled) < 2**53).all(axis=0)
+    tidy = {}
+    for k, c in enumerate(floats):
+        if not whole[k]:
+            tidy[c] = np.where(rounded[:, k] != 0, rounded[:, k], 0.0)  # (no "-0")
+        elif empty[:, k].any():
+            tidy[c] = pd.arrays.IntegerArray(filled[:, k].astype("int64"), empty[:, k])  # empty cells stay empty
+        else:
+            tidy[c] = filled[:, k].astype("int64")
     return pd.DataFrame({c: tidy[c] if c in tidy else df[c] for c in df.columns}, index=df.index)
 
 
@@ -306,8 +315,10 @@ def read_any_csv(path: str | Path, **kwargs) -> tuple[pd.DataFrame, str]:
     byte-order mark), otherwise ``plain``; UTF-8 with or without a byte-order mark, or Windows-1252 (Excel's
     "CSV (semikolondelt)"). ``kwargs`` go to ``pandas.read_csv``."""
     with open(path, "rb") as fh:
-        first = fh.readline(65536).removeprefix(b"\xef\xbb\xbf")
-    dialect = "nb" if b";" in first else "plain"
+        header = fh.readline(65536).removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
+    # the separator that splits the header into more columns (a quoted name may hold the other one)
+    columns = {sep: len(next(csv.reader([header], delimiter=sep), [])) for sep in ",;"}
+    dialect = "nb" if columns[";"] > columns[","] else "plain"
     options = {"sep": ";", "decimal": ","} if dialect == "nb" else {}
     try:
         return pd.read_csv(path, encoding="utf-8-sig", **options, **kwargs), dialect

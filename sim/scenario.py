@@ -42,19 +42,22 @@ def F(default: Any = ..., *, unit: str, doc: str, kind: str = "fact", **constrai
 
 
 # A positive figure below the least of its unit was written in another unit: NOK in millions, a rate as a fraction.
+# (Only values as written are checked: a value a sweep's uncertainty computes, a shifted rate near zero say, is
+# validated with the context COMPUTED and may go below.)
 NOK_LEAST = (1000.0, "amounts are in NOK, not thousands or millions: write 150_000_000 for 150 million")
 PCT_LEAST = (0.1, "rates are in percent: write 2.7 for 2.7 %, not 0.027")
+COMPUTED = {"computed": True}
 
 
-def _in_its_unit(v: float, least: tuple[float, str] | None, where: str = "") -> None:
-    if least is not None and 0 < v < least[0]:
+def _in_its_unit(v: float, least: tuple[float, str] | None, info, where: str = "") -> None:
+    if least is not None and 0 < v < least[0] and info.context != COMPUTED:
         raise ValueError(f"value{where} is {v:g}; {least[1]}")
 
 
 def _unit(least: tuple[float, str]):
     """A number that is 0 or at least ``least[0]`` (see NOK_LEAST)."""
-    def check(v: float) -> float:
-        _in_its_unit(v, least)
+    def check(v: float, info) -> float:
+        _in_its_unit(v, least, info)
         return v
 
     return AfterValidator(check)
@@ -62,7 +65,7 @@ def _unit(least: tuple[float, str]):
 
 def _dated(ge: float | None = None, le: float | None = None, gt: float | None = None,
            least: tuple[float, str] | None = None):
-    def check(value: Any) -> Any:
+    def check(value: Any, info) -> Any:
         if isinstance(value, dict):
             value = {str(k): v for k, v in value.items()}
         steps = parse_dated(value)
@@ -74,7 +77,7 @@ def _dated(ge: float | None = None, le: float | None = None, gt: float | None = 
                 raise ValueError(f"value{where} is {v:g}; it must be above {gt:g}")
             if le is not None and v > le:
                 raise ValueError(f"value{where} is {v:g}; it must be at most {le:g}")
-            _in_its_unit(v, least, where)
+            _in_its_unit(v, least, info, where)
         # numbers as floats and date keys as text, checked before pydantic can coerce (true is not 1)
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else float(value)
 
@@ -102,8 +105,8 @@ Nok = Annotated[float, _unit(NOK_LEAST)]  # NOK: 0, or at least 1,000
 DatedRateLevelPct = _dated(ge=0, le=30, least=PCT_LEAST)  # a rate level in percent (not an add-on or a margin)
 def _quoted(value: Any) -> Any:
     if isinstance(value, (datetime.date, datetime.time)):  # TOML reads 2010-01-01 without quotes as a date
-        raise ValueError(f"{value} is written without quotes: write the year-month in quotes, "
-                         f"\"{value:%Y-%m}\"" if isinstance(value, datetime.date) else "write it \"YYYY-MM\"")
+        advice = f"\"{value:%Y-%m}\"" if isinstance(value, datetime.date) else "\"YYYY-MM\""
+        raise ValueError(f"{value} is written without quotes: write the year-month in quotes, {advice}")
     return value
 
 
@@ -288,11 +291,22 @@ class Frame(Section):
 class Tilskudd(Section):
     """Tilskudd til etablering: the means-tested establishment grant."""
 
-    budget_nok_year: DatedNok = F(unit="NOK/year", doc="grant budget each year", kind="policy")
+    budget_nok_year: DatedNok = F(unit="NOK/year", doc="grant budget each year (dated by year: a budget is set for a calendar year)", kind="policy")
     max_share_of_price: Probability = F(unit="share of price", doc="largest grant as a share of price", kind="policy")
     max_nok: Nok = F(unit="NOK", doc="largest grant", ge=0, kind="policy", le=1e9)
     income_limit_nok_year: Nok = F(unit="NOK/year", doc="means test: income after tax at or below this (at period start, follows the income index)", ge=0, kind="policy", le=1e9)
     writedown_years: float = F(unit="years", doc="grant written down evenly over this many years", gt=0, le=100)
+
+    @field_validator("budget_nok_year")
+    @classmethod
+    def _by_year(cls, value: Any) -> Any:
+        """The year's budget is what may be committed in it: a change within a year has no meaning in the model
+        (what is left is set each January), so it is refused rather than ignored until the next January."""
+        within = [when for when in (value if isinstance(value, dict) else {}) if not re.fullmatch(r"\d{4}(-01)?", when)]
+        if within:
+            raise ValueError(f"{within[0]}: a yearly budget is dated by year (\"{within[0][:4]}\" or "
+                             f"\"{int(within[0][:4]) + 1}\"), not within a year")
+        return value
 
 
 class OtherBorrowers(Section):
@@ -543,10 +557,11 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dic
     return data, origins, files
 
 
-def validate(data: dict, origins: dict[str, str], default_file: str) -> Scenario:
-    """Validate a merged scenario dict; raise one ScenarioError listing every problem."""
+def validate(data: dict, origins: dict[str, str], default_file: str, computed: bool = False) -> Scenario:
+    """Validate a merged scenario dict; raise one ScenarioError listing every problem. ``computed``: some values
+    were computed, not written (see COMPUTED)."""
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context=COMPUTED if computed else None)
     except ValidationError as exc:
         problems: dict[str, list[tuple[str, str]]] = {}
         for err in exc.errors():
@@ -729,8 +744,10 @@ def get_value(data: dict, key: str, file: str = "<scenario>") -> Any:
     return node[date]
 
 
-def with_overrides(scenario: Scenario, overrides: dict[str, Any], file: str = "<overrides>") -> Scenario:
-    """A copy of a scenario with values replaced (``key`` or ``key@DATE``), validated again (sweeps, calibration)."""
+def with_overrides(scenario: Scenario, overrides: dict[str, Any], file: str = "<overrides>",
+                   computed: bool = False) -> Scenario:
+    """A copy of a scenario with values replaced (``key`` or ``key@DATE``), validated again (sweeps, calibration);
+    ``computed`` when some values were computed (a sweep's uncertainty samples), not written in a file."""
     data = scenario.model_dump(mode="json")
     origins: dict[str, str] = {}
     unknown: list[tuple[str, str]] = []  # keys that name nothing: reported with the values the others break
@@ -742,7 +759,7 @@ def with_overrides(scenario: Scenario, overrides: dict[str, Any], file: str = "<
             continue
         origins[key.partition("@")[0]] = file
     try:
-        checked = validate(data, origins, file)
+        checked = validate(data, origins, file, computed)
     except ScenarioError as e:
         if not unknown or e.file != file:
             raise

@@ -77,7 +77,7 @@ def run_sensitivity(sweep: Sweep, samples: int, executor, progress: Callable[[in
     levers = baseline_levers(sweep)
     base_dump = sweep.base.model_dump(mode="json")
     scenarios = [sc.with_overrides(sweep.base, {**levers, **uncertainty_overrides(sweep, row, base_dump)},
-                                   str(sweep.file))
+                                   str(sweep.file), computed=True)
                  for m in matrices for row in m]
     tasks = [((j, r), s, sweep.seed, r) for j, s in enumerate(scenarios) for r in range(sweep.replications)]
     per_run = np.zeros((len(outcomes), len(scenarios), sweep.replications))

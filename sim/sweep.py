@@ -319,13 +319,13 @@ def _check_values(f: str, base: sc.Scenario, levers: list[Lever], uncertainties:
     """Each lever value and each uncertainty bound, alone on the base scenario, must give a valid scenario;
     a bad one is reported under its own sweep-file key (``levers.KEY`` or ``uncertainties.KEY``)."""
     dump = base.model_dump(mode="json")
-    trials = [(f"levers.{lv.key}", f"value {label!r}", {lv.key: value})
+    trials = [(f"levers.{lv.key}", f"value {label!r}", {lv.key: value}, False)
               for lv in levers for label, value in zip(lv.labels, lv.values)]
-    trials += [(f"uncertainties.{u.key}", f"{u.how} {x:g}", {u.key: u.apply(sc.get_value(dump, u.key), x)})
+    trials += [(f"uncertainties.{u.key}", f"{u.how} {x:g}", {u.key: u.apply(sc.get_value(dump, u.key), x)}, True)
                for u in uncertainties for x in (u.low, u.high)]
-    for where, what, overrides in trials:
+    for where, what, overrides, computed in trials:
         try:
-            sc.with_overrides(base, overrides, f)
+            sc.with_overrides(base, overrides, f, computed)
         except ScenarioError as exc:
             problems.extend((where, f"{what}: {k}: {rule}" if k and k != where.split(".", 1)[1] else f"{what}: {rule}")
                             for k, rule in exc.problems)
@@ -399,7 +399,7 @@ def _points(sweep: Sweep) -> list[Point]:
             overrides.update(uncertainty_overrides(sweep, row, base_dump))
             labels = {lv.key: label for lv, (label, _) in zip(sweep.levers, combo)}
             try:
-                scenario = sc.with_overrides(sweep.base, overrides, str(sweep.file))
+                scenario = sc.with_overrides(sweep.base, overrides, str(sweep.file), computed=bool(sweep.uncertainties))
             except ScenarioError as exc:  # each value was valid alone: this combination is not
                 where = ", ".join([f"{k} = {v}" for k, v in labels.items()] +
                                   [f"{u.key} {u.how} {x:g}" for u, x in zip(sweep.uncertainties, row)])

@@ -23,6 +23,7 @@ VARIANTS = {
                            "programme.replacement_delay_months": 3.0},
     "bought_ahead_only": {"programme.replacement_ratio": 0.0, "programme.replacements_ahead": 10},
     "no_advisers": {"programme.advisers": 0},
+    "scarce_advisers": {"programme.advisers": 1, "programme.households_per_adviser": 2},
     "carry_over": {"frame.carry_over": True, "frame.yearly_nok": 20_000_000},
     "uncertain_rounds": {"frame.rounds": [{"month": 3, "share": 0.5}, {"month": 10, "share": 0.5, "cut_max_share": 1.0}]},
     # savers on low incomes: many can carry no loan, but their savings bring the gap under the grant cap
@@ -76,13 +77,14 @@ def test_invariants_hold(variant_runs, name):
         # every owner from the stock is counted once, by route
         assert m["units_sold"].sum() == m["new_owners_municipal"].sum()
         # advice: the queue closes with what joins it (referred, or referred again for another attempt) and what
-        # leaves it (advice started); being advised closes with starts, completions and drop-outs. (Without
-        # advisers the referred have nowhere to go: no queue, no advice.)
+        # leaves it (advice started, or moved away while waiting); being advised closes with starts, completions
+        # and drop-outs. (Without advisers the referred have nowhere to go: no queue, no advice.)
         if name == "no_advisers":
             assert m["referred"].sum() > 0 and not m[["advice_queue", "advice_started", "referred_again"]].any().any()
         else:
             for level, inflow, outflow in (
-                    ("advice_queue", m["referred"] + m["referred_again"], m["advice_started"]),
+                    ("advice_queue", m["referred"] + m["referred_again"],
+                     m["advice_started"] + m["left_advice_queue"]),
                     ("in_advice", m["advice_started"], m["advice_completed"] + m["advice_dropped"])):
                 assert np.array_equal(m[level].to_numpy(), (inflow - outflow).cumsum().to_numpy()), level
             assert m["referred_again"].sum() > 0
@@ -98,6 +100,23 @@ def test_invariants_hold(variant_runs, name):
         assert m["search_failed"].sum() > 0  # (so the check bites: commitments were handed back)
 
 
+def test_a_tenant_waiting_for_an_adviser_moves_away_when_its_time_comes(variant_runs):
+    """With two places, hundreds queue for an adviser; a tenant whose time to leave comes while it waits leaves the
+    queue and its dwelling then (it is not yet buying), and never starts advice afterwards."""
+    left = 0
+    for rep in variant_runs["scarce_advisers"]:
+        e = rep.events
+        queue_left = e[e["event"] == "left_advice_queue"]
+        left += len(queue_left)
+        assert len(queue_left) == rep.monthly["left_advice_queue"].sum()
+        exited = e[e["event"] == "exited"].set_index("household_id")["t"]
+        for row in queue_left.itertuples():
+            assert exited[row.household_id] == row.t  # the dwelling too, at once
+            later = e[(e["household_id"] == row.household_id) & (e["t"] > row.t)]
+            assert later.empty, later
+    assert left > 20
+
+
 def test_policies_change_outcomes(variant_runs):
     owners = {k: sum(r.monthly["new_owners_municipal"].sum() + r.monthly["new_owners_private"].sum() for r in v)
               for k, v in variant_runs.items()}
@@ -107,6 +126,7 @@ def test_policies_change_outcomes(variant_runs):
     assert sold["no_sales"] == 0
     bought = {k: sum(r.monthly["units_bought"].sum() for r in v) for k, v in variant_runs.items()}
     assert bought["no_replacement"] == 0
+    assert bought["no_sales"] == 0  # nothing is bought ahead of sales that will not come
     for rep in variant_runs["bought_ahead_only"]:  # ten dwellings, all in the programme's first month
         m = rep.monthly.set_index("month")["units_bought"]
         assert m.sum() == 10 and m[PROGRAMME_START] == 10

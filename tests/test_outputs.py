@@ -76,6 +76,17 @@ def test_a_table_saved_again_by_excel_reads_the_same(tmp_path):
     df.to_csv(tmp_path / "nb_no_bom.csv", sep=";", decimal=",", index=False, encoding="utf-8")
     for name in ("semikolon.csv", "utf8.csv", "nb_no_bom.csv"):
         pd.testing.assert_frame_equal(outputs.read_csv(tmp_path / name), expected, check_dtype=False)
+    # a quoted column name may hold the other dialect's separator
+    quoted = df.rename(columns={"share": "note; kilde"})
+    quoted.to_csv(tmp_path / "quoted.csv", index=False)
+    assert outputs.read_csv(tmp_path / "quoted.csv").columns.tolist() == quoted.columns.tolist()
+
+
+def test_a_whole_column_with_empty_cells_is_written_without_decimals(tmp_path):
+    """loans.csv's loss is empty for a default not yet settled: the other losses stay whole kroner, no ".0"."""
+    df = pd.DataFrame({"loss_nok": [0.0, float("nan"), 79709.2], "share": [0.5, float("nan"), 1.0]})
+    outputs.write_csv(df, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["loss_nok,share", "0,0.5", ",", "79709,1.0"]
 
 
 def test_atomic_writer_leaves_nothing_on_failure(tmp_path):

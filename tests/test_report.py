@@ -3,6 +3,7 @@
 import json
 import re
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -40,6 +41,15 @@ def test_run_report(tmp_path):
     draws = json.loads((out / "manifest.json").read_text())["parameter_draws"]
     assert len(draws) == 3 and "3 draws from the calibration posterior" in page
     assert f"{min(d['frame.patience_months'] for d in draws):g} to" in page
+    # a run written before budget.csv had husbanken_repayments_nok is still reported: its mean is the sum of
+    # what borrowers repaid and the losses
+    budget = pd.read_csv(out / "budget.csv")
+    assert "repaid to Husbanken (with losses)" in page
+    budget.drop(columns=[c for c in budget.columns if c.startswith("husbanken_repayments")]).to_csv(
+        out / "budget.csv", index=False)
+    r = CliRunner().invoke(cli, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "repaid to Husbanken (with losses)" in (out / "report.html").read_text()
     # a run folder without its budget is named with what is missing
     (out / "budget.csv").unlink()
     r = CliRunner().invoke(cli, ["report", str(out)])

@@ -194,6 +194,9 @@ def _error(tmp_path, body):
     ("[market]\nhusbanken_rate_pct = {2010 = 0.027}\n", "market.husbanken_rate_pct",
      "rates are in percent: write 2.7 for 2.7 %, not 0.027"),
     ("[startlan]\nstress_floor_pct = 0.05\n", "startlan.stress_floor_pct", "rates are in percent"),
+    # a yearly budget changed within a year would wait for the next January: refused
+    ("[tilskudd]\nbudget_nok_year = {2010 = 6_000_000, 2011-07 = 0}\n", "tilskudd.budget_nok_year",
+     '2011-07: a yearly budget is dated by year ("2011" or "2012")'),
     ("[stock]\ninitial_units = 0\n", "stock.initial_units", "at least 1"),
     ("[programme]\nadvisers = -1\n", "programme.advisers", "at least 0"),
     # probabilities above one (plain and dated)
@@ -213,6 +216,8 @@ def _error(tmp_path, body):
     # exhaust memory in the run)
     ('[period]\nend = "2030"\n', "period.end", "write it YYYY-MM, with the month in two digits"),
     ('[period]\nprogramme_start = "2011-6"\n', "period.programme_start", "with the month in two digits"),
+    ("[period]\nprogramme_start = 10:30:00\n", "period.programme_start",
+     '10:30:00 is written without quotes: write the year-month in quotes, "YYYY-MM"'),
     ("[startlan]\nloss_given_default_share = 0.25\n", "startlan.loss_given_default_share",
      "replaced by startlan.forced_sale_discount_share"),
     ('[period]\nend = "9999-12"\n', "period", "longer than 100 years"),

@@ -105,6 +105,22 @@ def test_every_bad_value_reported_under_its_own_key(tmp_path):
     assert lines[1].startswith(f"{path}: uncertainties.market.husbanken_rate_pct: shift -5: ") and "at least 0" in lines[1]
 
 
+def test_a_computed_rate_may_come_near_zero_but_a_written_one_is_in_percent(tmp_path):
+    """A rate written as 0.027 is a fraction where percent was meant, and refused; an uncertainty that shifts the
+    rate down towards zero computes such values on purpose (a stress test), and they are not refused."""
+    path = tmp_path / "low.toml"
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\nreplications = 1\n[overrides]\n"period.end" = "2011-12"\n'
+                    '"market.husbanken_rate_pct" = 2.5\n[uncertainties]\n'
+                    '"market.husbanken_rate_pct" = { shift = [-2.49, -2.45] }\n[design]\nkind = "lhs"\nsamples = 2\n')
+    s = sw.load(path)
+    rates = [p.scenario.market.husbanken_rate_pct for p in s.points]
+    assert len(rates) == 2 and all(0 < r < 0.1 for r in rates), rates
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\n[overrides]\n"market.husbanken_rate_pct" = 0.027\n'
+                    '[levers]\n"frame.carry_over" = [true, false]\n')
+    with pytest.raises(ScenarioError, match="overrides.market.husbanken_rate_pct: .*rates are in percent"):
+        sw.load(path)
+
+
 def test_every_problem_of_a_sweep_file_reported_at_once(tmp_path):
     """An unknown key does not hide a bad value elsewhere in the file, and an override is named as written."""
     path = tmp_path / "bad.toml"
@@ -326,6 +342,9 @@ def test_compare_refuses_a_sweep_point_and_a_run_over_different_months(reference
     (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
     r = CliRunner().invoke(cli, ["compare", f"{tmp_path / 'old'}:0", f"{out}:2"])
     assert r.exit_code == 2 and "does not say which months" in r.output, r.output
+    # two points of that one sweep share its period, whatever its manifest says
+    r = CliRunner().invoke(cli, ["compare", f"{tmp_path / 'old'}:0", f"{tmp_path / 'old'}:2"])
+    assert r.exit_code == 0, r.output
 
 
 def test_rerun_of_a_finished_sweep_runs_nothing_and_rewrites_the_same_files(reference, tiny):
