@@ -169,7 +169,7 @@ def test_replications_that_share_a_draw_are_averaged_before_the_interval(two_run
     row = pd.read_csv(out).query("year == 0 and outcome == 'new_owners'").iloc[0]
     assert row["replications"] == 2 and row["difference"] == pytest.approx(d.mean())
     half = 6.313752 * d.std(ddof=1) / np.sqrt(2)  # t quantile 0.95 with 1 degree of freedom
-    assert row["difference_high90"] == pytest.approx(d.mean() + half, abs=1e-6)
+    assert row["difference_high90"] == pytest.approx(d.mean() + half, abs=1e-5)  # (the tables keep 6 decimals)
 
 
 def test_compare_names_a_damaged_run_folder(two_runs, tmp_path):
