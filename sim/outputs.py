@@ -315,15 +315,28 @@ def read_any_csv(path: str | Path, **kwargs) -> tuple[pd.DataFrame, str]:
     byte-order mark), otherwise ``plain``; UTF-8 with or without a byte-order mark, or Windows-1252 (Excel's
     "CSV (semikolondelt)"). ``kwargs`` go to ``pandas.read_csv``."""
     with open(path, "rb") as fh:
-        header = fh.readline(65536).removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
-    # the separator that splits the header into more columns (a quoted name may hold the other one)
-    columns = {sep: len(next(csv.reader([header], delimiter=sep), [])) for sep in ",;"}
-    dialect = "nb" if columns[";"] > columns[","] else "plain"
+        head = [fh.readline(65536) for _ in range(2)]
+    lines = [line.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace") for line in head if line.strip()]
+    dialect = _dialect(lines)
     options = {"sep": ";", "decimal": ","} if dialect == "nb" else {}
     try:
         return pd.read_csv(path, encoding="utf-8-sig", **options, **kwargs), dialect
     except UnicodeDecodeError:
         return pd.read_csv(path, encoding="cp1252", **options, **kwargs), dialect
+
+
+def _dialect(lines: list[str]) -> str:
+    """``nb`` or ``plain`` from a table's header and first row: semicolons if they split the header into more
+    than one column and the row into as many (a name may hold the other separator, quoted or not, and a row of
+    the nb dialect holds decimal commas), else commas if they do; failing both, the one that splits the header
+    into more columns."""
+    def widths(sep: str) -> list[int]:
+        return [len(row) for row in csv.reader(lines, delimiter=sep)]
+
+    for sep, dialect in ((";", "nb"), (",", "plain")):
+        if widths(sep)[:1] > [1] and len(set(widths(sep))) == 1:
+            return dialect
+    return "nb" if widths(";")[:1] > widths(",")[:1] else "plain"
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

@@ -53,6 +53,7 @@ class Lever:
     key: str
     labels: list[str]
     values: list[Any]
+    from_range: bool = False  # values computed between a written min and max (steps)
 
 
 @dataclass
@@ -298,7 +299,7 @@ def _lever(f: str, key: str, spec: Any, problems: list) -> Lever | None:
             return None
         values = np.linspace(lo, hi, steps).tolist()
         values = [int(v) if isinstance(lo, int) and isinstance(hi, int) and float(v).is_integer() else v for v in values]
-        lever = Lever(key, [_label(v) for v in values], values)
+        lever = Lever(key, [_label(v) for v in values], values, from_range=True)
     elif isinstance(spec, dict) and spec:  # named alternatives: label = value
         lever = Lever(key, list(spec), list(spec.values()))
     elif isinstance(spec, list) and spec:
@@ -319,10 +320,12 @@ def _check_values(f: str, base: sc.Scenario, levers: list[Lever], uncertainties:
     """Each lever value and each uncertainty bound, alone on the base scenario, must give a valid scenario;
     a bad one is reported under its own sweep-file key (``levers.KEY`` or ``uncertainties.KEY``)."""
     dump = base.model_dump(mode="json")
-    trials = [(f"levers.{lv.key}", f"value {label!r}", {lv.key: value}, False)
-              for lv in levers for label, value in zip(lv.labels, lv.values)]
-    trials += [(f"uncertainties.{u.key}", f"{u.how} {x:g}", {u.key: u.apply(sc.get_value(dump, u.key), x)}, True)
-               for u in uncertainties for x in (u.low, u.high)]
+    # (values as written are held to the unit checks: a list's values, a range's ends; the values a range, a shift
+    # or a scale computes are not: see sc.COMPUTED)
+    trials = [(f"levers.{lv.key}", f"value {label!r}", {lv.key: value}, lv.from_range and 0 < i < len(lv.values) - 1)
+              for lv in levers for i, (label, value) in enumerate(zip(lv.labels, lv.values))]
+    trials += [(f"uncertainties.{u.key}", f"{u.how} {x:g}", {u.key: u.apply(sc.get_value(dump, u.key), x)},
+                u.how != "range") for u in uncertainties for x in (u.low, u.high)]
     for where, what, overrides, computed in trials:
         try:
             sc.with_overrides(base, overrides, f, computed)
@@ -399,7 +402,8 @@ def _points(sweep: Sweep) -> list[Point]:
             overrides.update(uncertainty_overrides(sweep, row, base_dump))
             labels = {lv.key: label for lv, (label, _) in zip(sweep.levers, combo)}
             try:
-                scenario = sc.with_overrides(sweep.base, overrides, str(sweep.file), computed=bool(sweep.uncertainties))
+                # (every value as written was checked above, alone: see _check_values)
+                scenario = sc.with_overrides(sweep.base, overrides, str(sweep.file), computed=True)
             except ScenarioError as exc:  # each value was valid alone: this combination is not
                 where = ", ".join([f"{k} = {v}" for k, v in labels.items()] +
                                   [f"{u.key} {u.how} {x:g}" for u, x in zip(sweep.uncertainties, row)])

@@ -119,6 +119,15 @@ def test_a_computed_rate_may_come_near_zero_but_a_written_one_is_in_percent(tmp_
                     '[levers]\n"frame.carry_over" = [true, false]\n')
     with pytest.raises(ScenarioError, match="overrides.market.husbanken_rate_pct: .*rates are in percent"):
         sw.load(path)
+    # the ends of a range are written too (a range's values are the sampled ones themselves); the steps a lever's
+    # range computes between its written ends are not held to it
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\n[uncertainties]\n'
+                    '"market.husbanken_rate_pct" = { range = [0.02, 0.05] }\n[design]\nkind = "lhs"\nsamples = 2\n')
+    with pytest.raises(ScenarioError, match="uncertainties.market.husbanken_rate_pct: range 0.02: .*rates are in percent"):
+        sw.load(path)
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\n[levers]\n'
+                    '"startlan.stress_floor_pct" = { min = 0.0, max = 5.0, steps = 101 }\n')
+    assert len(sw.load(path).points) == 101
 
 
 def test_every_problem_of_a_sweep_file_reported_at_once(tmp_path):
