@@ -525,7 +525,9 @@ class Model:
              self._draw_households(len(other), False, other, "other_borrowers"), self._other_applies),
         ]
         self._process(self._calendar())
-        if s.programme.replacements_ahead > 0 and s.programme.sell_to_tenants and p.programme_start < p.n:
+        # dwellings bought ahead of sales, if sales can come (the municipality sells, and advisers lead to them)
+        sales_can_come = s.programme.sell_to_tenants and s.programme.advisers > 0
+        if s.programme.replacements_ahead > 0 and sales_can_come and p.programme_start < p.n:
             self._after(p.programme_start, self._buy_ahead, int(round(s.programme.replacements_ahead)))
 
     def _add_dwelling(self, family: bool, sellable: bool, dedicated: bool) -> Dwelling:

@@ -220,7 +220,7 @@ class Programme(Section):
     buy_own_share: Probability = F(unit="share", doc="share of buyers who buy their own dwelling when it is for sale", kind="behavioural")
     sell_to_tenants: bool = F(unit="yes/no", doc="whether the municipality sells sellable dwellings to their tenants", kind="policy")
     replacement_ratio: _dated(ge=0, le=10) = F(unit="dwellings/sale", doc="dwellings bought for each dwelling sold to a tenant (at the sale's date)", kind="policy")
-    replacements_ahead: float = F(0.0, unit="dwellings", doc="dwellings the municipality buys at the programme start, ahead of any sale (rounded)", ge=0, kind="policy", le=1_000_000)
+    replacements_ahead: float = F(0.0, unit="dwellings", doc="dwellings the municipality buys at the programme start, ahead of any sale (rounded; only if it sells to tenants and has advisers)", ge=0, kind="policy", le=1_000_000)
     replacement_delay_months: float = F(unit="months", doc="time from a sale to the replacement purchase (how fast the municipality buys in practice)", ge=0, kind="behavioural", le=240)
     search_months_mean: float = F(unit="months", doc="mean time from approval to a private purchase (exponential)", gt=0, kind="behavioural", le=240)
     search_success_probability: Probability = F(unit="share", doc="share of approved private searchers who find a home", kind="behavioural")
