@@ -23,7 +23,9 @@ OUTCOMES = (
 
 
 def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level: float = 0.9) -> pd.DataFrame:
-    """Per year and outcome: mean of A, mean of B, and the mean of (A - B) with a ``level`` interval.
+    """Per year and outcome: mean of A, mean of B, the mean of (A - B) with a ``level`` interval, and the 5th and
+    95th percentiles of the pairs' differences (how the difference itself varies from pair to pair: with posterior
+    draws, from one draw to another).
 
     ``a`` and ``b`` are yearly tables with ``replication`` and ``year``; rows are paired on both.
     """
@@ -52,13 +54,18 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
         # the t quantile (what scipy.stats.t.ppf computes, without its per-call overhead)
         with np.errstate(invalid="ignore", divide="ignore"):
             half = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2) * sd / np.sqrt(n), np.nan)
-        rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], int(n[i]))
-                    for i, o in enumerate(outcomes))
+        spread = np.full((2, len(outcomes)), np.nan)
+        for i in np.flatnonzero(n > 1):
+            spread[:, i] = np.percentile(d[~np.isnan(d[:, i]), i], [5, 95])
+        rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], spread[0, i], spread[1, i],
+                     int(n[i])) for i, o in enumerate(outcomes))
     table = pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
-                                        "difference_low90", "difference_high90", "replications"])
+                                        "difference_low90", "difference_high90", "difference_p5", "difference_p95",
+                                        "replications"])
     # NOK in whole kroner, as every other table writes NOK (the outcome names the unit, so rows, not columns)
     nok = table["outcome"].map(is_nok).to_numpy(bool)
-    values = ["mean", "baseline_mean", "difference", "difference_low90", "difference_high90"]
+    values = ["mean", "baseline_mean", "difference", "difference_low90", "difference_high90", "difference_p5",
+              "difference_p95"]
     table.loc[nok, values] = table.loc[nok, values].round(0)
     return table
 

@@ -338,7 +338,7 @@ def test_compare_with_one_replication_says_there_is_no_interval(tmp_path, short_
     assert "nan" not in r.output and "no interval, which needs at least 2 replications" in r.output
     assert "A-B            0.0  [no interval]" in r.output
     row = (tmp_path / "c.csv").read_text().splitlines()[1]
-    assert row.startswith("0,new_owners,") and row.endswith(",0,,,1")  # difference 0, interval cells empty
+    assert row.startswith("0,new_owners,") and row.endswith(",0,,,,,1")  # difference 0, interval and spread empty
 
 
 def test_compare_out_is_checked_before_it_is_written(tmp_path, short_file):

@@ -24,6 +24,8 @@ def test_paired_interval_by_hand():
     assert row["difference"] == pytest.approx(7 / 3)
     assert row["difference_low90"] == pytest.approx(7 / 3 - 2.919986 / 3, abs=1e-5)
     assert row["difference_high90"] == pytest.approx(7 / 3 + 2.919986 / 3, abs=1e-5)
+    # the pairs' own spread: percentiles 5 and 95 of 2, 3, 2 (linear interpolation: 2 and 2.9)
+    assert (row["difference_p5"], row["difference_p95"]) == (pytest.approx(2.0), pytest.approx(2.9))
 
 
 def test_rows_are_paired_by_replication_not_by_order():
