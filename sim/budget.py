@@ -51,7 +51,8 @@ COLUMNS = (
     ("loss_state_nok", "the state's 75 % of losses"),
     ("tilskudd_paid_nok", "tilskudd til etablering paid out"),
     ("tilskudd_written_down_nok", "tilskudd written down in the year"),
-    ("tilskudd_outstanding_nok", "tilskudd not yet written down at year end (repaid if a home is sold early)"),
+    ("tilskudd_outstanding_nok", "tilskudd not yet written down at year end (on schedule whatever happens to the "
+                                 "home: a grant repaid on an early sale is not modelled)"),
     ("units_sold", "municipal dwellings sold to their tenants"),
     ("dwelling_sales_income_nok", "income from dwellings sold to tenants (money in)"),
     ("units_bought", "replacement dwellings bought"),

@@ -40,7 +40,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
                                      "reapply_after_months after a refusal, a failed search or giving up on "
                                      "the frame (with referred: what joins the advice queue)"),
     "left_advice_queue": ("households", "tenants who moved away (their time to leave came) while waiting for an "
-                                        "adviser: they leave the queue and the dwelling"),
+                                        "adviser: they leave the queue and the dwelling (counted in "
+                                        "exits_other_routes too)"),
     "advice_started": ("households", "tenants starting advice with an adviser"),
     "advice_completed": ("households", "tenants completing advice"),
     "advice_dropped": ("households", "tenants dropping out of advice"),
