@@ -7,6 +7,8 @@ interval on the mean difference is narrow. The interval is a t-interval on the p
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -54,9 +56,10 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
         # the t quantile (what scipy.stats.t.ppf computes, without its per-call overhead)
         with np.errstate(invalid="ignore", divide="ignore"):
             half = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2) * sd / np.sqrt(n), np.nan)
-        spread = np.full((2, len(outcomes)), np.nan)
-        for i in np.flatnonzero(n > 1):
-            spread[:, i] = np.percentile(d[~np.isnan(d[:, i]), i], [5, 95])
+        with warnings.catch_warnings():  # (an outcome empty in every pair: no spread, as no interval)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            spread = np.nanpercentile(d, [5, 95], axis=0)
+        spread[:, n < 2] = np.nan
         rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], spread[0, i], spread[1, i],
                      int(n[i])) for i, o in enumerate(outcomes))
     table = pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
