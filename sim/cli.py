@@ -216,7 +216,8 @@ def compare(run_a: str, run_b: str, out: str | None, overwrite: bool, csv_dialec
     if out:
         outputs.write_table_file(out, table, csv_dialect, overwrite=overwrite)
     total = table[table["year"] == 0]
-    click.echo(f"A = {run_a}, B = {run_b}; over the whole period, per replication (90 % interval of A - B):")
+    click.echo(f"A = {run_a}, B = {run_b}; over the whole period, per replication: A - B with its 90 % interval, "
+               "then the range of the pairs' own differences (5th to 95th percentile):")
     if table.attrs.get("draws_averaged"):
         click.echo(f"  (the replications ran with {table.attrs['draws_averaged']} parameter draws in turn: those "
                    "sharing a draw are averaged first, and the interval is over the draws)")
@@ -225,8 +226,8 @@ def compare(run_a: str, run_b: str, out: str | None, overwrite: bool, csv_dialec
                    if table.attrs.get("draws_averaged") else
                    "  (one replication each: A - B has no interval, which needs at least 2 replications)")
     for row in total.itertuples():
-        interval = (f"[{row.difference_low90:,.1f}, {row.difference_high90:,.1f}]" if row.replications >= 2
-                    else "[no interval]")
+        interval = (f"[{row.difference_low90:,.1f}, {row.difference_high90:,.1f}]  range {row.difference_p5:,.1f} "
+                    f"to {row.difference_p95:,.1f}" if row.replications >= 2 else "[no interval]")
         click.echo(f"  {row.outcome:24s} A {row.mean:16,.1f}  B {row.baseline_mean:16,.1f}  "
                    f"A-B {row.difference:14,.1f}  {interval}")
 

@@ -93,7 +93,7 @@ def test_compare_two_runs(two_runs, tmp_path):
     out = tmp_path / "c.csv"
     r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "big_nb"), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "startlan_nok" in r.output
+    assert "startlan_nok" in r.output and "range" in r.output
     c = pd.read_csv(out)
     ya, yb = pd.read_csv(two_runs / "small" / "yearly.csv"), pd.read_csv(two_runs / "big" / "yearly.csv")
     diff = ya.groupby("replication")["startlan_nok"].sum() - yb.groupby("replication")["startlan_nok"].sum()
