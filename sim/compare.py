@@ -92,24 +92,23 @@ def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
     return out
 
 
-def _folder(ref: str):
-    """The folder of a run or sweep reference (``FOLDER`` or ``SWEEPDIR:POINT``), resolved."""
+def _split_ref(ref: str):
+    """A run or sweep reference, ``FOLDER`` or ``SWEEPDIR:POINT``: (the folder, the point as written or "").
+    A path that exists is a folder, whatever colons it holds."""
     from pathlib import Path
 
-    folder = ref.partition(":")[0] if ":" in ref and not Path(ref).exists() else ref
-    return Path(folder).resolve()
+    folder, _, point = ref.partition(":") if ":" in ref and not Path(ref).exists() else (ref, "", "")
+    return Path(folder), point
 
 
 def load_yearly(ref: str):
     """A run's yearly table and its manifest, from an ``lte run`` folder or ``SWEEPDIR:POINT``."""
     import json
-    from pathlib import Path
 
     from sim.errors import UserError
     from sim.outputs import read_result_table
 
-    folder, _, point = ref.partition(":") if ":" in ref and not Path(ref).exists() else (ref, "", "")
-    folder = Path(folder)
+    folder, point = _split_ref(ref)
     if not (folder / "yearly.csv").is_file() or not (folder / "manifest.json").is_file():
         raise UserError(f"{folder}: not a finished run or sweep folder (yearly.csv and manifest.json are needed)")
     try:
@@ -197,7 +196,7 @@ def compare_runs(ref_a: str, ref_b: str) -> pd.DataFrame:
     if set(a["replication"]) != set(b["replication"]):
         raise UserError(f"{ref_a} and {ref_b} have different replications; run both with the same --replications")
     (months_a, years_a), (months_b, years_b) = _period(manifest_a, a), _period(manifest_b, b)
-    same_sweep = _folder(ref_a) == _folder(ref_b)  # two points of one sweep share its period
+    same_sweep = _split_ref(ref_a)[0].resolve() == _split_ref(ref_b)[0].resolve()  # one sweep: one period
     for ref, months in ((ref_a, months_a), (ref_b, months_b)):
         if not months and not same_sweep:
             raise UserError(f"{ref}: its manifest.json does not say which months it covers (written by an older "

@@ -310,10 +310,10 @@ def write_csv(df: pd.DataFrame, path: str | Path, dialect: str = "plain") -> Non
 
 
 def read_any_csv(path: str | Path, **kwargs) -> tuple[pd.DataFrame, str]:
-    """Read a CSV file however it was saved, and say which dialect it is in: a header line with semicolons is
-    ``nb`` (semicolons and decimal commas, as Excel with Norwegian settings saves a table, with or without a
-    byte-order mark), otherwise ``plain``; UTF-8 with or without a byte-order mark, or Windows-1252 (Excel's
-    "CSV (semikolondelt)"). ``kwargs`` go to ``pandas.read_csv``."""
+    """Read a CSV file however it was saved, and say which dialect it is in (:func:`_dialect`): ``nb``
+    (semicolons and decimal commas, as Excel with Norwegian settings saves a table, with or without a byte-order
+    mark) or ``plain``; UTF-8 with or without a byte-order mark, or Windows-1252 (Excel's "CSV (semikolondelt)").
+    ``kwargs`` go to ``pandas.read_csv``."""
     with open(path, "rb") as fh:
         head = [fh.readline(65536) for _ in range(2)]
     lines = [line.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace") for line in head if line.strip()]
@@ -330,13 +330,11 @@ def _dialect(lines: list[str]) -> str:
     than one column and the row into as many (a name may hold the other separator, quoted or not, and a row of
     the nb dialect holds decimal commas), else commas if they do; failing both, the one that splits the header
     into more columns."""
-    def widths(sep: str) -> list[int]:
-        return [len(row) for row in csv.reader(lines, delimiter=sep)]
-
+    widths = {sep: [len(row) for row in csv.reader(lines, delimiter=sep)] for sep in ";,"}
     for sep, dialect in ((";", "nb"), (",", "plain")):
-        if widths(sep)[:1] > [1] and len(set(widths(sep))) == 1:
+        if widths[sep][:1] > [1] and len(set(widths[sep])) == 1:
             return dialect
-    return "nb" if widths(";")[:1] > widths(",")[:1] else "plain"
+    return "nb" if widths[";"][:1] > widths[","][:1] else "plain"
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

@@ -33,6 +33,7 @@ from sim.timeline import YearMonth, months_between, parse_dated
 KINDS = ("fact", "policy", "exogenous", "behavioural")
 MAX_YEARS = 100  # the longest period a scenario may run
 MAX_REPLICATIONS = 100_000  # replications of a scenario, a sweep or a command line
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # a scenario's or a sweep's name: usable as a folder name
 
 
 def F(default: Any = ..., *, unit: str, doc: str, kind: str = "fact", **constraints: Any) -> Any:
@@ -103,6 +104,8 @@ DatedCount = _dated(ge=0, le=1_000_000)  # households or dwellings a year
 DatedNok = _dated(ge=0, le=1e12, least=NOK_LEAST)  # NOK a year
 Nok = Annotated[float, _unit(NOK_LEAST)]  # NOK: 0, or at least 1,000
 DatedRateLevelPct = _dated(ge=0, le=30, least=PCT_LEAST)  # a rate level in percent (not an add-on or a margin)
+
+
 def _quoted(value: Any) -> Any:
     if isinstance(value, (datetime.date, datetime.time)):  # TOML reads 2010-01-01 without quotes as a date
         advice = f"\"{value:%Y-%m}\"" if isinstance(value, datetime.date) else "\"YYYY-MM\""
@@ -366,7 +369,7 @@ class Calibration(Section):
 class Scenario(Section):
     """A whole scenario. ``sources`` maps a key path to its source or to 'assumption: why'."""
 
-    name: str = F(unit="text", doc="short name; used for the default output folder", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = F(unit="text", doc="short name; used for the default output folder", min_length=1, pattern=NAME_PATTERN)
     description: str = F("", unit="text", doc="what this scenario is for")
     seed: int = F(1, unit="integer", doc="default seed for replications (the --seed flag overrides)", ge=0)
     replications: int = F(20, unit="runs", doc="default number of replications (--replications overrides)", ge=1, le=MAX_REPLICATIONS)

@@ -40,7 +40,7 @@ DESIGN_KEYS = ("kind", "samples", "seed", "baseline")
 DESIGNS = ("grid", "lhs", "sobol")
 TRANSFORMS = ("range", "scale", "shift")
 RANGE_KEYS = {"min", "max", "steps"}
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # as a scenario's name (scenario.Scenario.name)
+NAME = re.compile(sc.NAME_PATTERN)
 # upper bounds that keep a mistyped number from exhausting memory (a sweep's runs are held until it ends)
 MAX_SAMPLES = 100_000
 MAX_STEPS = 10_000
@@ -126,10 +126,9 @@ def load(path: str | Path) -> Sweep:
     problems = [(key, f"unknown key{sc._suggest(key, TOP_KEYS)}") for key in raw if key not in TOP_KEYS]
     base_file, base, base_ok = _base(raw, path, problems)
     name, reps, seed = _settings(raw, path, base, problems)
-    for key in ("levers", "uncertainties", "design"):
-        if not isinstance(raw.get(key, {}), dict):
-            problems.append((key, f"must be a table ([{key}] with key = value lines)"))
-    if any(not isinstance(raw.get(key, {}), dict) for key in ("levers", "uncertainties", "design")):
+    not_tables = [key for key in ("levers", "uncertainties", "design") if not isinstance(raw.get(key, {}), dict)]
+    problems += [(key, f"must be a table ([{key}] with key = value lines)") for key in not_tables]
+    if not_tables:
         raise ScenarioError(f, problems)  # (the checks below read them as tables)
 
     levers = [_lever(f, k, v, problems) for k, v in _flatten_keys(raw.get("levers", {})).items()]
