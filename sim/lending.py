@@ -27,22 +27,22 @@ def annuity_payment_month(principal_nok: float, rate_pct: float, term_years: flo
 
     payment = P * r / (1 - (1 + r) ** -n), with r the monthly rate and n the number of payments.
     """
-    if principal_nok <= 0:
+    if principal_nok <= 0.0:
         return 0.0
     n = round(term_years * 12)
     r = rate_pct / 100.0 / 12.0  # (monthly_rate written out: a call more on the hot path costs 0.5 %)
-    if r == 0:
+    if r == 0.0:
         return principal_nok / n
     return principal_nok * r / _discount(r, n)
 
 
 def annuity_principal(payment_month_nok: float, rate_pct: float, term_years: float) -> float:
     """The largest principal whose annuity payment is ``payment_month_nok`` (inverse of the above)."""
-    if payment_month_nok <= 0:
+    if payment_month_nok <= 0.0:
         return 0.0
     n = round(term_years * 12)
     r = rate_pct / 100.0 / 12.0  # (monthly_rate written out: a call more on the hot path costs 0.5 %)
-    if r == 0:
+    if r == 0.0:
         return payment_month_nok * n
     return payment_month_nok * _discount(r, n) / r
 
@@ -53,9 +53,9 @@ def floating_annuity_balance(principal_nok: float, monthly_rates: Iterable[float
     month's rate and the remaining term, as the budget follows the portfolio (``sim/budget.py``)."""
     balance, k = principal_nok, term_months
     for r in monthly_rates:
-        if k <= 0 or balance <= 0:
+        if k <= 0 or balance <= 0.0:
             break
-        payment = balance * r / _discount(r, k) if r > 0 else balance / k
+        payment = balance * r / _discount(r, k) if r > 0.0 else balance / k
         balance -= min(payment - balance * r, balance)
         k -= 1
     return balance

@@ -317,7 +317,7 @@ class Model:
     # is read by the interpreter's fastest path, where an instance dictionary of this size (over 30 names) is not
     # (3 % fewer instructions per Drammen replication).
     __slots__ = (
-        "s", "p", "rng", "env", "n", "this_month",  # inputs and the clock
+        "s", "p", "rng", "env", "n", "t_end", "this_month",  # inputs and the clock
         "_patience_months", "_exit_rate_month", "_introduction_months", "_advice_shape", "_advice_scale",
         "_months", "flows_now", "flow", "level", "_loans_diff", "_default_diff",  # what is counted
         "events_handled", "record_events", "events", "loans", "drawn", "_joined", "_left",  # what is recorded
@@ -336,6 +336,7 @@ class Model:
         # on nearly every event (4 % of a replication's instructions); like _Due, this relies on SimPy 4's internals
         self.env = simpy.Environment()
         self.n = n = self.p.n
+        self.t_end = float(n)  # the end as a time: a float compared with an int takes the interpreter's slow path
         self.this_month = 0  # int(env.now), kept by the calendar (which runs first at each month boundary)
         h = scenario.households  # read on every move-in and arrival
         self._patience_months = h.waiting_patience_months
@@ -722,7 +723,7 @@ class Model:
         self.tenants += 1
         self.rent_roll0 += d.rent0_nok
         rate = self._exit_rate_month
-        hh.exit_at = exit_at = now - math.log1p(-u[U_EXIT]) / rate if rate > 0 else math.inf
+        hh.exit_at = exit_at = now - math.log1p(-u[U_EXIT]) / rate if rate > 0.0 else math.inf
         if announce:  # (the initial tenants moved in before the start)
             self._joined.append(hh.arrived if hh.arrived > 0.0 else 0.0)
             self._left.append(now)
@@ -732,7 +733,7 @@ class Model:
             if self.record_events:
                 self.log(hh, "moved_in", d)
         screen_at = p.screening_time(now if now > p.programme_start else p.programme_start, -math.log1p(-u[U_SCREEN]))
-        if screen_at < exit_at and screen_at < self.n:
+        if screen_at < exit_at and screen_at < self.t_end:
             if u[U_POTENTIAL] < p.potential_share[int(screen_at)]:
                 self._at(screen_at, self._on_refer, hh)
                 return
@@ -745,7 +746,7 @@ class Model:
 
     def _leave_when_due(self, hh: Household) -> None:
         """Leave by another route at the household's exit time, if that falls within the run."""
-        if hh.exit_at < self.n:
+        if hh.exit_at < self.t_end:
             self._at(hh.exit_at, self._on_exit, hh)
 
     def _vacate(self, hh: Household) -> Dwelling:
@@ -793,7 +794,7 @@ class Model:
             duration = self._advice_months(u[base + U_ADVICE])
             place = self.advisers.request()
             if place is not None:
-                if hh.exit_at < self.n:
+                if hh.exit_at < self.t_end:
                     self._at(hh.exit_at, self._on_leave_queue, place)
                 got_place = yield place
                 self.events_handled += 1
@@ -907,7 +908,7 @@ class Model:
         now = env._now
         grant_year = self.frame.year
         app = None
-        if fin.startlan_nok > 0:
+        if fin.startlan_nok > 0.0:
             app = self.frame.request(fin.startlan_nok, hh.lte, hh.children > 0)
             if not app.granted:
                 if self.record_events:
@@ -1019,11 +1020,11 @@ class Model:
         now = self.env._now
         m = self.this_month
         group = "lte" if hh.lte else "other"
-        if fin.grant_nok > 0:
+        if fin.grant_nok > 0.0:
             self.flows_now.tilskudd_grants += 1.0
             self.flows_now.tilskudd_nok += fin.grant_nok
         self.flows_now.bank_loan_nok += fin.bank_loan_nok
-        if fin.startlan_nok <= 0:
+        if fin.startlan_nok <= 0.0:
             return
         self.flows_now.startlan_loans += 1.0
         self.flows_now.startlan_nok += fin.startlan_nok
@@ -1034,7 +1035,7 @@ class Model:
         burden = payment / max(self.income_nok_year(hh) / 12.0, 1.0)
         hazard = lending.default_hazard_year(sl.default_base_per_year, burden, sl.default_reference_burden,
                                              sl.default_burden_elasticity)
-        default_at = now - 12.0 * math.log1p(-hh.u[U_DEFAULT]) / hazard if hazard > 0 else math.inf
+        default_at = now - 12.0 * math.log1p(-hh.u[U_DEFAULT]) / hazard if hazard > 0.0 else math.inf
         term_end = now + fin.term_years * 12.0
         loss = 0.0
         settle_at = math.inf
