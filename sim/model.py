@@ -757,11 +757,12 @@ class Model:
         return d
 
     def _exit_other_route(self, hh: Household) -> None:
-        self._schedule_relet(self._vacate(hh))
+        d = self._vacate(hh)
+        self._schedule_relet(d)
         self.flows_now.exits_other_routes += 1.0
         self.exited["other_route"] += 1
         if self.record_events:
-            self.log(hh, "exited")
+            self.log(hh, "exited", d)
 
     # ------------------------------------------------------------------ the programme
     def _refer(self, hh: Household) -> None:
@@ -801,7 +802,7 @@ class Model:
                 if not got_place:
                     self.flows_now.left_advice_queue += 1.0
                     if self.record_events:
-                        self.log(hh, "left_advice_queue")
+                        self.log(hh, "left_advice_queue", hh.dwelling)
                     outcome = DROPPED
                     break
             self.in_advice += 1

@@ -109,9 +109,14 @@ def test_a_tenant_waiting_for_an_adviser_moves_away_when_its_time_comes(variant_
         queue_left = e[e["event"] == "left_advice_queue"]
         left += len(queue_left)
         assert len(queue_left) == rep.monthly["left_advice_queue"].sum()
-        exited = e[e["event"] == "exited"].set_index("household_id")["t"]
+        exited = e[e["event"] == "exited"].set_index("household_id")
+        assert (exited["dwelling_id"] >= 0).all()  # the dwelling left, as events.csv names it
+        home = e[e["event"] == "moved_in"].set_index("household_id")["dwelling_id"]
         for row in queue_left.itertuples():
-            assert exited[row.household_id] == row.t  # the dwelling too, at once
+            assert exited.loc[row.household_id, "t"] == row.t  # the dwelling too, at once
+            if row.household_id in home.index:  # (an initial tenant moved in before the start: no event)
+                assert row.dwelling_id == exited.loc[row.household_id, "dwelling_id"] == home[row.household_id]
+            assert row.dwelling_id >= 0
             later = e[(e["household_id"] == row.household_id) & (e["t"] > row.t)]
             assert later.empty, later
     assert left > 20
