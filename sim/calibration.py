@@ -211,7 +211,7 @@ def run_key(problem: Problem, particles: int, seed: int) -> str:
     code, so that only generations simulated by this very model are resumed."""
     h = hashlib.sha256(json.dumps(problem.scenario.model_dump(mode="json"), sort_keys=True).encode())
     h.update(json.dumps([problem.keys, problem.low.tolist(), problem.high.tolist(),
-                         [(t.quantity, t.month, t.value, t.lower, t.upper) for t in problem.targets],
+                         [(t.quantity, t.date, t.value, t.lower, t.upper) for t in problem.targets],
                          problem.replications, particles, seed, __version__, code_hash()]).encode())
     return h.hexdigest()[:16]
 

@@ -174,10 +174,16 @@ def posterior_scenarios(scenario: Scenario, draws: list[dict]) -> Callable[[int]
 def code_hash() -> str:
     """A hash of the package's source (every module of ``sim``): saved results (a fit's generations, a sweep's
     runs) were made by this code, and resuming them after the model changed would mix the work of two models."""
+    return source_hash(Path(__file__).parent)
+
+
+def source_hash(folder: Path) -> str:
+    """A hash of the Python modules in ``folder``, by name and content. Line endings do not count: the same commit
+    checked out with CRLF (Git's default on Windows) is the same code, and gives the same run ids."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(folder.glob("*.py")):
         h.update(path.name.encode())
-        h.update(path.read_bytes())
+        h.update(path.read_bytes().replace(b"\r\n", b"\n"))
     return h.hexdigest()
 
 

@@ -109,6 +109,21 @@ def test_a_fit_is_not_resumed_after_the_model_changed(small, tmp_path, monkeypat
     assert changed["resumed_generations"] == 0
 
 
+def test_a_fit_is_not_resumed_after_a_target_moved_within_its_month(small):
+    """A target dated 3 September counts a tenth of September (see test_a_target_is_computed_at_its_day): moved to
+    the 30th, it is another target, and generations fitted to the old one are not resumed."""
+    import dataclasses
+
+    scen, targets, _ = small
+    scenario = sc.load(scen, apply_fit=False).scenario
+    listed = tg.load_targets(targets, scenario)
+    problem = cal.make_problem(scenario, listed, 1, str(scen))
+    moved = [dataclasses.replace(listed[0], date=listed[0].month + "-03"), *listed[1:]]
+    assert moved[0].month == listed[0].month and moved[0].date != listed[0].date
+    assert cal.run_key(problem, 20, 5) == cal.run_key(problem, 20, 5)
+    assert cal.run_key(dataclasses.replace(problem, targets=moved), 20, 5) != cal.run_key(problem, 20, 5)
+
+
 def test_fit_is_applied_and_posterior_drawn(small, tmp_path):
     scen, targets, folder = small
     fit = tmp_path / "f.toml"

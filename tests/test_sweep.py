@@ -288,6 +288,25 @@ def test_a_sweep_is_not_resumed_after_the_model_changed(reference, tiny, monkeyp
         sw.run_sweep(sw.load(tiny), ref_out, InProcess())
 
 
+def test_the_code_is_the_same_code_with_windows_line_endings(tmp_path):
+    """The same commit checked out with CRLF line endings (Git's default on Windows) gives the same run ids, so a
+    sweep folder moved between machines resumes and its runs.csv is byte-identical; a change of content does not."""
+    from pathlib import Path
+
+    from sim.runner import code_hash, source_hash
+
+    package = Path(sw.__file__).parent
+    (tmp_path / "lf").mkdir()
+    (tmp_path / "crlf").mkdir()
+    for path in package.glob("*.py"):
+        text = path.read_bytes().replace(b"\r\n", b"\n")
+        (tmp_path / "lf" / path.name).write_bytes(text)
+        (tmp_path / "crlf" / path.name).write_bytes(text.replace(b"\n", b"\r\n"))
+    assert source_hash(tmp_path / "crlf") == source_hash(tmp_path / "lf") == code_hash()
+    (tmp_path / "crlf" / "model.py").write_bytes((tmp_path / "crlf" / "model.py").read_bytes() + b"# changed\r\n")
+    assert source_hash(tmp_path / "crlf") != code_hash()
+
+
 def test_overwrite_removes_only_what_lte_wrote(tmp_path, reference, tiny):
     """--overwrite replaces earlier results (a different sweep's, a run's) and never touches the user's own files:
     lte sweep --out . --overwrite in a project folder must not empty it."""
