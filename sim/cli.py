@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,10 +45,17 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # a kill, a closed session or a time-out: clean up as after Ctrl-C
+
+
 class _Group(click.Group):
-    """Turns a UserError anywhere below into one line on stderr and exit code 2."""
+    """Turns a UserError anywhere below into one line on stderr and exit code 2; a termination (SIGTERM) ends a
+    command as Ctrl-C does, with its unfinished files removed and its folder's lock let go."""
 
     def invoke(self, ctx: click.Context):
+        main_thread = threading.current_thread() is threading.main_thread()  # (signals are the main thread's)
+        previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
         try:
             return super().invoke(ctx)
         except UserError as exc:
@@ -70,6 +79,9 @@ class _Group(click.Group):
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             ctx.exit(EXIT_USER_ERROR)
+        finally:
+            if main_thread and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

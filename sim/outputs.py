@@ -1,8 +1,9 @@
 """Writing results: output folders with a lock, atomic CSV and JSON files, two CSV dialects.
 
 Every file is written to a temporary name in its folder and renamed into place only when all files of a
-run are ready, so an interrupted or failed run leaves no half-written file. A folder in use holds a lock
-file naming the process; a second run into it is refused.
+run are ready, so an interrupted or failed run leaves no half-written file (and what a killed one left under a
+temporary name is removed by the next command into the folder). A folder in use holds a lock file naming the
+process; a second run into it is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Iterable, Iterator
 
+try:
+    import fcntl
+except ImportError:  # Windows: the lock file's process is checked instead (see _lock_by_name)
+    fcntl = None
 import numpy as np
 import pandas as pd
 
@@ -78,29 +83,85 @@ def locked_dir(path: str | Path, overwrite: bool = False, allow_existing: bool =
         _remove_empty(created)  # the parents it did create
         raise OutputError(f"{path}: cannot create the output folder ({exc.strerror})") from None
     lock = path / LOCK_NAME
+    try:
+        fd = _lock(lock, path) if fcntl is not None else _lock_by_name(lock, path)
+    except OutputError:
+        _remove_empty(created)
+        raise
+    try:
+        _remove_unfinished(path)
+        if not (overwrite or allow_existing) and any(p.name != LOCK_NAME for p in path.iterdir()):
+            raise OutputError(f"{path}: output folder is not empty; choose another --out or pass --overwrite")
+        yield path
+    finally:
+        lock.unlink(missing_ok=True)  # (before the file is closed and its lock let go: see _lock)
+        os.close(fd)
+        _remove_empty(created)
+
+
+def _lock(lock: Path, folder: Path) -> int:
+    """Hold the folder's lock file: an exclusive lock on the open file, which the system lets go of when the
+    process ends, however it ends, so a killed run leaves nothing that blocks the next. Returns the open file."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot write to the output folder ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = _read_lock(lock)
+            who = f" (process {holder[1]} on {holder[0]})" if holder else ""
+            raise OutputError(f"{folder}: output folder is in use by another run{who}; wait for it to finish") \
+                from None
+        except OSError as exc:
+            os.close(fd)
+            raise OutputError(f"{folder}: cannot lock the output folder ({exc.strerror})") from None
+        try:
+            ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            ours = False
+        if ours:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+            return fd
+        # the run that held it finished and removed the file while this one waited for its lock: try again
+        os.close(fd)
+
+
+def _lock_by_name(lock: Path, folder: Path) -> int:
+    """Where the system has no file locks (Windows): the lock file is created only if absent, and names its
+    process; one whose process is gone is taken over."""
     holder = _read_lock(lock) if lock.exists() else None
     if holder is not None:
         host, pid = holder
         if host != socket.gethostname() or _pid_alive(pid):
-            raise OutputError(f"{path}: output folder is in use by another run (process {pid} on {host}); "
+            raise OutputError(f"{folder}: output folder is in use by another run (process {pid} on {host}); "
                               f"wait for it to finish, or remove {lock} if that run is gone")
         lock.unlink(missing_ok=True)  # left by a run that died
-    if not (overwrite or allow_existing) and any(p.name != LOCK_NAME for p in path.iterdir()):
-        raise OutputError(f"{path}: output folder is not empty; choose another --out or pass --overwrite")
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        raise OutputError(f"{path}: output folder is in use by another run ({lock} exists: if no lte is running "
+        raise OutputError(f"{folder}: output folder is in use by another run ({lock} exists: if no lte is running "
                           "there, remove it)") from None
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write to the output folder ({exc.strerror})") from None
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-    try:
-        yield path
-    finally:
-        lock.unlink(missing_ok=True)
-        _remove_empty(created)
+        raise OutputError(f"{folder}: cannot write to the output folder ({exc.strerror})") from None
+    os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+    return fd
+
+
+def _remove_unfinished(folder: Path) -> None:
+    """Remove the files a killed lte command left under their temporary names in ``folder`` and its result
+    folders (a killed process cannot clean up after itself). Called with the folder's lock held, so no live
+    command is writing them; only lte's own temporary names are touched."""
+    places = [(folder, RESULT_FILES)] + [(folder / name, patterns) for name, patterns in RESULT_FOLDERS.items()]
+    for place, patterns in places:
+        if not place.is_dir() or place.is_symlink():
+            continue
+        for path in place.glob(".*.tmp-*"):
+            if any(fnmatch(path.name, f".{pattern}.tmp-*") for pattern in patterns) and path.is_file():
+                path.unlink(missing_ok=True)
 
 
 def _remove_empty(folders: list[Path]) -> None:

@@ -488,10 +488,8 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
             if not overwrite:
                 raise OutputError(f"{folder}: output folder is not empty; choose another --out or pass --overwrite")
             outputs.remove_results(folder)  # what lte wrote there; never a file of the user's
-        runs = folder / "runs"
+        runs = folder / "runs"  # (files a killed sweep left unfinished in it are gone: see outputs.locked_dir)
         runs.mkdir(exist_ok=True)
-        for stale in runs.glob(".*.tmp-*"):
-            stale.unlink()  # left by an interrupted run
         with outputs.AtomicWriter(folder) as w:
             w.json("sweep.json", identity)
 

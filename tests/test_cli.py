@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from click.testing import CliRunner
 
 from sim import scenario as sc
 from sim.cli import cli
+from sim.errors import OutputError
+from sim.outputs import locked_dir
 
 from .conftest import DRAMMEN, write_variant
 
@@ -259,25 +263,62 @@ def test_a_scheduler_address_that_is_not_one_is_one_line(tmp_path, short_file):
 
 def test_folder_in_use_is_refused(tmp_path, short_file):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / ".lte.lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # held by a live process (us)
-    _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out, "--overwrite"), "in use")
-    assert sorted(p.name for p in out.iterdir()) == [".lte.lock"]
+    with locked_dir(out):  # held by a live run (this process)
+        _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out, "--overwrite"),
+                           f"(process {os.getpid()} on {socket.gethostname()})")
+        assert sorted(p.name for p in out.iterdir()) == [".lte.lock"]
+    assert not out.exists()
 
 
-def test_a_lock_without_a_process_says_how_to_free_the_folder(tmp_path, short_file):
+@pytest.mark.parametrize("left", ["", f"{socket.gethostname()} 999999999\n", f"{socket.gethostname()} 1\n"])
+def test_what_a_killed_run_left_is_no_obstacle(tmp_path, short_file, left):
+    """A killed run leaves its lock file (naming a process that is gone, or another one that now has its number,
+    or nothing if it died at once) and files under temporary names: the next run into the folder goes ahead, and
+    what was left unfinished is removed."""
     out = tmp_path / "out"
-    out.mkdir()
-    (out / ".lte.lock").write_text("")  # a lock that names no process
-    _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out), "if no lte is running there, remove it")
+    (out / "runs").mkdir(parents=True)
+    (out / ".lte.lock").write_text(left)
+    (out / ".monthly.csv.tmp-999999999").write_text("replication,month\n0,20")  # cut short
+    (out / "runs" / ".0a1b.yearly.csv.tmp-999999999").write_text("")
+    (out / ".notes.txt.tmp-1").write_text("mine")  # not lte's: left alone
+    r = invoke("run", short_file, "-n", 1, "--out", out, "--overwrite")
+    assert r.exit_code == 0, r.output
+    names = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert not [n for n in names if "tmp" in n and n != ".notes.txt.tmp-1"] and ".lte.lock" not in names, names
+    assert "monthly.csv" in names
 
 
-def test_stale_lock_is_taken_over(tmp_path, short_file):
+def test_a_folder_has_one_holder_at_a_time(tmp_path):
+    """The lock is the system's lock on the open lock file: a second holder, in this process or another, is refused
+    while the first holds it, and may take it once the first has let go."""
     out = tmp_path / "out"
-    out.mkdir()
-    (out / ".lte.lock").write_text(f"{socket.gethostname()} 999999999\n")  # no such process
-    assert invoke("run", short_file, "-n", 1, "--out", out).exit_code == 0
-    assert not (out / ".lte.lock").exists()
+    with locked_dir(out, allow_existing=True):
+        with pytest.raises(OutputError, match="in use by another run"):
+            with locked_dir(out, allow_existing=True):
+                pass
+        probe = ("import sys; from sim.outputs import locked_dir\n"
+                 "try:\n    with locked_dir(sys.argv[1], allow_existing=True): print('held')\n"
+                 "except Exception as e: print(e)")
+        other = subprocess.run([sys.executable, "-c", probe, str(out)], capture_output=True, text=True, check=True)
+        assert "in use by another run" in other.stdout
+    other = subprocess.run([sys.executable, "-c", probe, str(out)], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == "held"
+
+
+def test_a_terminated_run_cleans_up_as_after_ctrl_c(tmp_path, short_file):
+    """SIGTERM (a kill, a closed session, a time-out) ends a run as Ctrl-C does: no file under a temporary name,
+    no lock left, the folder as it was."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(short_file), "-n", "200", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / ".lte.lock").exists():
+        time.sleep(0.02)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; nothing more was written" in err, err
+    assert not out.exists() or not list(out.iterdir())
 
 
 def test_bad_flags(tmp_path, short_file):
