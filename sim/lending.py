@@ -156,6 +156,8 @@ def size_financing(
 def default_hazard_year(base_per_year: float, burden: float, reference_burden: float, elasticity: float) -> float:
     """Yearly default hazard that rises with the payment burden (payment / income).
 
-    hazard = base * exp(elasticity * (burden - reference)); at the reference burden it is the base.
+    hazard = base * exp(elasticity * (burden - reference)); at the reference burden it is the base. The exponent is
+    capped at 700 (a factor of about 1e304, a default at once for any base): a burden many times the income (its
+    income fell far after the loan was approved) would otherwise overflow.
     """
-    return base_per_year * math.exp(elasticity * (burden - reference_burden))
+    return base_per_year * math.exp(min(elasticity * (burden - reference_burden), 700.0))

@@ -9,6 +9,7 @@ process; a second run into it is refused.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import socket
@@ -123,8 +124,13 @@ def _lock(lock: Path, folder: Path) -> int:
         except FileNotFoundError:
             ours = False
         if ours:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+            except OSError as exc:  # a full disk: the lock holds without the note of who holds it
+                if exc.errno != errno.ENOSPC:
+                    os.close(fd)
+                    raise OutputError(f"{folder}: cannot write to the output folder ({exc.strerror})") from None
             return fd
         # the run that held it finished and removed the file while this one waited for its lock: try again
         os.close(fd)
@@ -162,6 +168,11 @@ def _remove_unfinished(folder: Path) -> None:
         for path in place.glob(".*.tmp-*"):
             if any(fnmatch(path.name, f".{pattern}.tmp-*") for pattern in patterns) and path.is_file():
                 path.unlink(missing_ok=True)
+
+
+def remove_empty_folder(folder: Path) -> None:
+    """Remove ``folder`` if it is empty (a result folder made for files that were not written)."""
+    _remove_empty([folder])
 
 
 def _remove_empty(folders: list[Path]) -> None:
@@ -259,8 +270,9 @@ class AtomicWriter:
         self._pending: list[tuple[Path, Path]] = []
 
     def _tmp(self, name: str) -> tuple[Path, Path]:
+        """The temporary and final paths of ``name`` (which may lie in a subfolder: ``charts/frame.png``)."""
         final = self.folder / name
-        tmp = self.folder / f".{name}.tmp-{os.getpid()}"
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         self._pending.append((tmp, final))
         return tmp, final
 
@@ -277,6 +289,13 @@ class AtomicWriter:
         tmp.write_bytes(data)
 
     def commit(self) -> list[Path]:
+        # whatever would stop a rename (a folder where a result goes) stops them all, before the first: never a
+        # folder of new results beside old ones
+        for _, final in self._pending:
+            if final.is_dir() and not final.is_symlink():
+                self.discard()
+                raise OutputError(f"{final}: a folder is where lte writes its {final.name}; move it away and run "
+                                  "again (nothing was written)")
         if self.clear_results:
             try:
                 remove_results(self.folder, keep={p.name for pair in self._pending for p in pair})

@@ -354,12 +354,17 @@ def render(folder: str | Path) -> Path:
         raise UserError(f"{folder}: its files are damaged or were not written by this version of lte "
                         f"({type(exc).__name__}: {exc}); run it again (LTE_DEBUG=1 shows where)") from exc
     with outputs.locked_dir(folder, allow_existing=True):
+        made = not (folder / "charts").exists()
         (folder / "charts").mkdir(exist_ok=True)
-        with outputs.AtomicWriter(folder / "charts") as w:
-            for name, (png, _) in charts.items():
-                w.bytes(f"{name}.png", png)
-        with outputs.AtomicWriter(folder) as w:
-            w.bytes("report.html", page.encode("utf-8"))
+        try:
+            with outputs.AtomicWriter(folder) as w:  # the page and its charts together, or nothing
+                for name, (png, _) in charts.items():
+                    w.bytes(f"charts/{name}.png", png)
+                w.bytes("report.html", page.encode("utf-8"))
+        except BaseException:
+            if made:
+                outputs.remove_empty_folder(folder / "charts")
+            raise
     return folder / "report.html"
 
 

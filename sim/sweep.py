@@ -538,12 +538,18 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
 
 def _write_durably(path: Path, data: bytes) -> None:
     """Write to a temporary name, flush to disk, rename: after a crash the file is whole or absent."""
+    if path.is_dir() and not path.is_symlink():
+        raise OutputError(f"{path}: a folder is where lte writes this run's file; move it away and run again")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _run_complete(runs: Path, key: str) -> bool:

@@ -255,6 +255,8 @@ def test_default_hazard_at_and_above_the_reference_burden():
     assert lending.default_hazard_year(0.01, 0.4, 0.3, 6.0) == pytest.approx(0.0182212, abs=1e-7)
     # Drammen: base 0.008, burden 0.45: 0.008 * exp(6 * 0.15) = 0.008 * 2.459603 = 0.0196768
     assert lending.default_hazard_year(0.008, 0.45, 0.30, 6.0) == pytest.approx(0.0196768, abs=1e-7)
+    # a burden far beyond any income (the income fell after approval): capped, a default at once, not an overflow
+    assert lending.default_hazard_year(0.008, 1e6, 0.3, 6.0) == pytest.approx(0.008 * math.exp(700.0))
     # below the reference it falls: 0.008 * exp(-0.6) = 0.008 * 0.548812 = 0.0043905
     assert lending.default_hazard_year(0.008, 0.2, 0.3, 6.0) == pytest.approx(0.0043905, abs=1e-7)
     # no elasticity: flat

@@ -572,6 +572,16 @@ def test_the_value_of_the_dwellings_sold_is_the_price_each_tenant_paid(short_run
     np.testing.assert_allclose(short_run.monthly["units_sold_value_nok"].to_numpy(), by_month.to_numpy(), rtol=1e-12)
 
 
+def test_an_income_that_collapses_after_approval_defaults_rather_than_crashing(short):
+    """Ability to pay is tested at application and the default hazard at payout, on the income then: an income
+    index that collapses in between gives a payment burden of thousands of times the income, whose hazard is capped
+    (a default at once) rather than overflowing."""
+    s = sc.with_overrides(short, {"market.income_index": {"2010": 1.0, "2012": 0.001}})
+    rep = run_replication(s, 1, 0)
+    late = rep.loans[rep.loans["t"] >= 24]
+    assert len(late) > 0 and late["default_t"].notna().all()
+
+
 def test_defaults_are_counted_in_the_month_they_happen(short):
     """A default is decided at the payout (from the household's own draw) but happens months or years later: it is
     counted in the month of its default_t, not in the month of the payout. Month by month, the defaults flow is the

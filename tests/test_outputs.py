@@ -99,6 +99,20 @@ def test_atomic_writer_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_folder_in_the_way_stops_every_file_before_the_first(tmp_path):
+    """A folder where one result goes (yearly.csv) stops the commit before any file is renamed into place: the
+    earlier results stay whole and consistent, no temporary file is left, and the message names the result."""
+    for name in ("monthly.csv", "manifest.json"):
+        (tmp_path / name).write_text("old")
+    (tmp_path / "yearly.csv").mkdir()
+    with pytest.raises(outputs.OutputError, match=r"yearly\.csv: a folder is where lte writes its yearly\.csv"):
+        with outputs.AtomicWriter(tmp_path, clear_results=True) as w:
+            for name in ("monthly.csv", "yearly.csv", "manifest.json"):
+                w.bytes(name, b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "monthly.csv", "yearly.csv"]
+    assert (tmp_path / "monthly.csv").read_text() == "old"
+
+
 def test_tidy_numbers_by_hand():
     """NOK to whole kroner, other decimals to six places, whole columns as integers, no "-0", text untouched."""
     df = pd.DataFrame({

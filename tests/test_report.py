@@ -67,6 +67,20 @@ def _sweep_with_report(tmp_path, replications: int, end: str, body: str):
     return out
 
 
+def test_a_report_that_cannot_be_written_writes_no_chart_either(tmp_path):
+    """The page and its charts are written together or not at all: a folder where report.html goes leaves no
+    chart and no temporary file behind."""
+    short = write_variant(tmp_path, '[period]\nend = "2012-12"\n', "short.toml")
+    out = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["run", str(short), "-n", "2", "--out", str(out)]).exit_code == 0
+    before = sorted(p.name for p in out.iterdir())
+    (out / "report.html").mkdir()
+    r = CliRunner().invoke(cli, ["report", str(out)])
+    assert r.exit_code == 2 and "report.html: a folder is where lte writes its report.html" in r.output, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(before + ["report.html"])
+    assert not list((out / "report.html").iterdir())
+
+
 def test_sweep_report(tmp_path):
     out = _sweep_with_report(tmp_path, 2, "2012-12", '[levers]\n"frame.yearly_nok" = [20_000_000, 100_000_000]\n'
                                                      '"frame.earmark_lte_share" = [0.0, 0.5]\n')
