@@ -248,6 +248,33 @@ def estimates(problem: Problem, pop: Population) -> dict[str, dict]:
     return out
 
 
+FIT_HEADER = "# Fitted by `lte calibrate`"  # the first line of every fit file: --out may replace only such a file
+
+
+def is_fit_file(path: Path) -> bool:
+    """Whether ``path`` is a fitted parameter file :func:`fit_toml` wrote (by its first line)."""
+    with open(path, "rb") as fh:
+        return fh.readline(len(FIT_HEADER) + 1).startswith(FIT_HEADER.encode())
+
+
+def check_out(out: Path, inputs: dict[str, list[Path]]) -> None:
+    """Refuse an --out whose writing would destroy something: an input of the calibration (the scenario, a file
+    it extends, the targets), as the fit file or as one of the files written beside it, or an existing file that
+    is not a fit written by lte calibrate. An earlier fit is replaced: that is how a fit is resumed or redone."""
+    beside = [out, *(out.with_name(f"{out.stem}{suffix}") for suffix in (".targets.csv", ".owners.png", ".report.md"))]
+    for what, files in inputs.items():
+        for f in files:
+            for b in beside:
+                if b.exists() and f.exists() and b.resolve() == f.resolve():
+                    written = "this" if b == out else f"{b.name}, written beside it,"
+                    raise UserError(f"{out}: --out: {written} is the {what} {f}; choose another file for the fit")
+    if out.is_dir() or (out.exists() and not out.is_file()):
+        raise UserError(f"{out}: --out: not a plain file; name a new file or an earlier fit")
+    if out.exists() and not is_fit_file(out):
+        raise UserError(f"{out}: --out: the file exists and is not a fit written by lte calibrate (its first line "
+                        f"is not \"{FIT_HEADER}...\"); choose another file, or move this one away first")
+
+
 def fit_toml(problem: Problem, pop: Population, meta: dict) -> str:
     """The fitted parameter file: [fit] (how it was made), [estimate], [interval90], [posterior]."""
     est = estimates(problem, pop)
@@ -256,7 +283,7 @@ def fit_toml(problem: Problem, pop: Population, meta: dict) -> str:
     def num(x: float) -> str:
         return repr(round(float(x), 6))
 
-    lines = ["# Fitted by `lte calibrate`; do not edit by hand. [estimate] is the posterior median and is applied",
+    lines = [f"{FIT_HEADER}; do not edit by hand. [estimate] is the posterior median and is applied",
              "# to the scenario that names this file; [posterior] is the weighted sample `lte run` draws from.", "",
              "[fit]"]
     for k, v in meta.items():
@@ -318,6 +345,7 @@ def calibrate(scenario_path: str, targets_path: str, out_path: str, *, until: st
                                                                  " (the file lists no figures)"))
     problem = make_problem(scenario, fit_targets, replications, scenario_path)
     out = Path(out_path)
+    check_out(out, {"scenario file": [Path(scenario_path), *loaded.files], "targets file": [Path(targets_path)]})
     key = run_key(problem, particles, seed)
     with outputs.locked_dir(out.parent if str(out.parent) else Path("."), allow_existing=True):
         checkpoint = out.parent / f".{out.stem}.abc-{key}"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from sim import scenario as sc
 from sim.cli import cli
-from sim.errors import OutputError
+from sim.errors import OutputError, UserError
 from sim.outputs import locked_dir
 
 from .conftest import DRAMMEN, write_variant
@@ -169,6 +169,41 @@ def test_calibrate_names_a_targets_file_with_nothing_to_fit(tmp_path):
     r = invoke("calibrate", DRAMMEN, "--targets", real, "--out", tmp_path / "o" / "fit.toml", "--until", "2010-02")
     _assert_user_error(r, f"{real}: no targets to fit up to --until 2010-02")
     assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+CALIBRATE_QUICK = ("--particles", 10, "--generations", 1, "--replications", 1, "--workers", 1)
+
+
+@pytest.mark.parametrize("case", ["scenario", "targets", "other", "beside"])
+def test_calibrate_out_never_replaces_an_input_or_a_file_that_is_not_a_fit(tmp_path, short_file, case):
+    """--out replaces only an earlier fit (a resume or a refit writes over it): never the scenario file, the
+    targets file (also not through a file written beside the fit) or a file lte calibrate did not write."""
+    targets = tmp_path / ("fit.targets.csv" if case == "beside" else "t.csv")
+    targets.write_text("date,quantity,value,lower,upper,scope,source\n2012-06-30,cumulative_owners,20,,,leie_til_eie,x\n")
+    out = {"scenario": short_file, "targets": targets, "other": tmp_path / "notes.toml",
+           "beside": tmp_path / "fit.toml"}[case]
+    if case == "other":
+        out.write_text("# my notes\nx = 1\n")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    r = invoke("calibrate", short_file, "--targets", targets, "--out", out, *CALIBRATE_QUICK)
+    rule = {"scenario": f"--out: this is the scenario file {short_file}",
+            "targets": f"--out: this is the targets file {targets}",
+            "other": "--out: the file exists and is not a fit written by lte calibrate",
+            "beside": f"--out: fit.targets.csv, written beside it, is the targets file {targets}"}[case]
+    _assert_user_error(r, f"{out}: {rule}")
+    assert len(r.output.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written, nothing changed
+
+
+def test_calibrate_out_may_be_an_earlier_fit(tmp_path, short_file):
+    """A file lte calibrate wrote is replaced (how a fit is resumed or redone); a file the scenario extends is not."""
+    from sim import calibration as cal
+
+    fit = tmp_path / "fit.toml"
+    fit.write_text(f"{cal.FIT_HEADER}; do not edit by hand.\n[fit]\n")
+    cal.check_out(fit, {"scenario file": [short_file, DRAMMEN], "targets file": [tmp_path / "t.csv"]})
+    with pytest.raises(UserError, match="this is the scenario file"):
+        cal.check_out(DRAMMEN, {"scenario file": [short_file, DRAMMEN], "targets file": []})
 
 
 def test_non_empty_out_is_refused_unless_overwrite(tmp_path, short_file):
