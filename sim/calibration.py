@@ -24,6 +24,7 @@ import json
 import math
 import re
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -230,9 +231,19 @@ def _load_checkpoint(folder: Path) -> list[Population]:
         f = folder / f"gen_{g:02d}.npz"
         if not f.exists():
             break
-        z = np.load(f)
-        out.append(Population(g, z["unit"], z["weights"], z["distances"], z["sims"], float(z["epsilon"]),
-                              int(z["evaluations"])))
+        try:
+            with np.load(f) as z:
+                pop = Population(g, z["unit"], z["weights"], z["distances"], z["sims"], float(z["epsilon"]),
+                                 int(z["evaluations"]))
+            n = len(pop.weights)
+            if pop.unit.ndim != 2 or n == 0 or any(len(a) != n for a in (pop.unit, pop.distances, pop.sims)):
+                raise ValueError("its arrays do not fit together")
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            # cut short (a full disk, a copy that stopped) or written over; numpy's own words would mislead (it
+            # offers to unpickle a file of garbage)
+            raise UserError(f"{f}: a saved generation of this calibration is damaged and cannot be read; run the "
+                            "same command with --restart to discard the saved generations and start afresh") from exc
+        out.append(pop)
     return out
 
 

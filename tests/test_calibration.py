@@ -7,7 +7,7 @@ import pytest
 from sim import calibration as cal
 from sim import scenario as sc
 from sim import targets as tg
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, UserError
 from sim.executors import InProcess
 from sim.runner import run_replication
 
@@ -107,6 +107,25 @@ def test_a_fit_is_not_resumed_after_the_model_changed(small, tmp_path, monkeypat
     monkeypatch.setattr(cal, "code_hash", lambda: "another model")
     changed = cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **{**kw, "generations": 3})
     assert changed["resumed_generations"] == 0
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage"])
+def test_a_damaged_saved_generation_is_named_with_the_way_to_start_afresh(small, tmp_path, damage):
+    """A saved generation cut short (a full disk, a copy that stopped) or written over is named in one message
+    that says to use --restart, not a traceback from numpy or zipfile; --restart then starts afresh."""
+    scen, targets, _ = small
+    kw = dict(seed=5, particles=20, generations=1, replications=1, draws=4, executor=InProcess())
+    cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **kw)
+    [saved] = tmp_path.glob(".fit.abc-*/gen_00.npz")
+    saved.write_bytes(saved.read_bytes()[:100] if damage == "cut" else b"\x93garbage\n" * 50)
+    fit = (tmp_path / "fit.toml").read_bytes()
+    with pytest.raises(UserError) as info:
+        cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **{**kw, "generations": 2})
+    assert str(info.value) == (f"{saved}: a saved generation of this calibration is damaged and cannot be read; "
+                               "run the same command with --restart to discard the saved generations and start afresh")
+    assert (tmp_path / "fit.toml").read_bytes() == fit  # nothing written
+    res = cal.calibrate(str(scen), str(targets), str(tmp_path / "fit.toml"), **{**kw, "restart": True})
+    assert res["resumed_generations"] == 0 and (tmp_path / "fit.toml").read_bytes() == fit
 
 
 def test_a_fit_is_not_resumed_after_a_target_moved_within_its_month(small):
