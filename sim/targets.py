@@ -182,6 +182,13 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
         if nums["lower"] is not None and nums["upper"] is not None and nums["lower"] > nums["upper"]:
             problems.append((key, "lower bound above upper bound"))
             continue
+        v = nums["value"]
+        if v is not None and nums["lower"] is not None and v < nums["lower"]:
+            problems.append((key, f"value {v:g} lies below its lower bound {nums['lower']:g}"))
+            continue
+        if v is not None and nums["upper"] is not None and v > nums["upper"]:
+            problems.append((key, f"value {v:g} lies above its upper bound {nums['upper']:g}"))
+            continue
         if cutoff is not None and month > cutoff:
             continue
         out.append(Target(line, when, str(month), q, nums["value"], nums["lower"], nums["upper"],

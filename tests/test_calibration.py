@@ -170,6 +170,10 @@ def test_fit_is_applied_and_posterior_drawn(small, tmp_path):
     ("2013-01-01,startlan_disbursed_nok_year,,inf,,x,y", "must be a number of at least 0"),
     ("2015-06-30,share_immigrant_background_municipal_buyers,1.7,,,x,y", "must be a share from 0 to 1"),
     ("2017-11-20,startlan_default_rate,-0.5,,,x,y", "must be a share from 0 to 1"),
+    # a value outside its own bounds: one of the two is wrong
+    ("2013-01-01,cumulative_owners,78,100,,x,y", "row 2: value 78 lies below its lower bound 100"),
+    ("2013-01-01,cumulative_owners,78,,50,x,y", "row 2: value 78 lies above its upper bound 50"),
+    ("2013-01-01,cumulative_owners,78,100,50,x,y", "row 2: lower bound above upper bound"),
     # the same figure twice, with two values
     ("2013-01-01,cumulative_owners,5,,,x,y\n2013-01-01,cumulative_owners,7,,,x,y", "listed twice (row 2 and row 3)"),
     # a year's sum dated twice in the same year
