@@ -33,6 +33,8 @@ from sim.timeline import YearMonth, months_between, parse_dated
 KINDS = ("fact", "policy", "exogenous", "behavioural")
 MAX_YEARS = 100  # the longest period a scenario may run
 MAX_REPLICATIONS = 100_000  # replications of a scenario, a sweep or a command line
+MAX_COUNT_PER_YEAR = 1_000_000  # households or dwellings a year (a targets file's counts are held to it too)
+MAX_NOK_PER_YEAR = 1e12  # NOK a year (and a target's yearly sum)
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # a scenario's or a sweep's name: usable as a folder name
 
 
@@ -100,8 +102,8 @@ def _year_month(value: str) -> str:
 DatedProbability = _dated(ge=0, le=1)
 DatedIndex = _dated(gt=0, le=1000)  # an index, 1.0 at period start: a thousandfold rise is a typo
 DatedRatePct = _dated(ge=0, le=30)  # a rate in percent a year (4.5, not 45)
-DatedCount = _dated(ge=0, le=1_000_000)  # households or dwellings a year
-DatedNok = _dated(ge=0, le=1e12, least=NOK_LEAST)  # NOK a year
+DatedCount = _dated(ge=0, le=MAX_COUNT_PER_YEAR)  # households or dwellings a year
+DatedNok = _dated(ge=0, le=MAX_NOK_PER_YEAR, least=NOK_LEAST)  # NOK a year
 Nok = Annotated[float, _unit(NOK_LEAST)]  # NOK: 0, or at least 1,000
 DatedRateLevelPct = _dated(ge=0, le=30, least=PCT_LEAST)  # a rate level in percent (not an add-on or a margin)
 

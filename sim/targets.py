@@ -22,7 +22,7 @@ import pandas as pd
 
 from sim.errors import ScenarioError
 from sim.outputs import read_any_csv
-from sim.scenario import Scenario
+from sim.scenario import MAX_COUNT_PER_YEAR, MAX_NOK_PER_YEAR, MAX_YEARS, Scenario
 from sim.timeline import YearMonth, months_between
 
 # quantity -> (how it is computed from the monthly table, kind of figure, meaning)
@@ -43,6 +43,15 @@ QUANTITIES: dict[str, tuple[str, str, str]] = {
     "startlan_default_rate": ("ratio:loans_in_default/active_loans", "rate", "share of startlån in default at the date"),
 }
 INFORMATION_ONLY = ("programme_start",)
+SCOPES = ("leie_til_eie", "all_startlan", "stock")  # whose figure a target is: the programme's, all startlån, the stock
+# the largest figure of each kind a scenario could produce: counts are households or dwellings (at most
+# MAX_COUNT_PER_YEAR a year, over the longest period), a NOK sum is a year's (as a scenario's NOK a year)
+MAX_COUNT = MAX_COUNT_PER_YEAR * MAX_YEARS
+LARGEST = {"count": (MAX_COUNT, f"{MAX_COUNT_PER_YEAR:,} households or dwellings a year, the most a scenario allows, "
+                                f"over its longest period of {MAX_YEARS} years"),
+           "level": (MAX_COUNT, f"{MAX_COUNT_PER_YEAR:,} dwellings a year, the most a scenario allows, "
+                                f"over its longest period of {MAX_YEARS} years"),
+           "nok": (MAX_NOK_PER_YEAR, "the most NOK a year a scenario allows")}
 
 
 def scale(kind: str, value: float) -> float:
@@ -142,6 +151,10 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(QUANTITIES)}"
             problems.append((f"{key}.quantity", f"unknown quantity {q!r}{hint}"))
             continue
+        scope = rec["scope"].strip()
+        if scope not in SCOPES:
+            problems.append((f"{key}.scope", f"{rec['scope']!r} is not a scope: use one of {', '.join(SCOPES)}"))
+            continue
         when = rec["date"].strip()
         try:
             month = YearMonth.parse(when[:7])
@@ -169,6 +182,10 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
             if not math.isfinite(v) or v < 0 or (share and v > 1):
                 rule = "a share from 0 to 1" if share else "a number of at least 0"
                 problems.append((f"{key}.{c}", f"{text!r}: {q} must be {rule}"))
+                nums[c] = None
+            elif kind in LARGEST and v > LARGEST[kind][0]:
+                most, why = LARGEST[kind]
+                problems.append((f"{key}.{c}", f"{text!r}: {q} must be at most {most:,.0f} ({why})"))
                 nums[c] = None
         same = (q, when[:4] if QUANTITIES[q][0].startswith("year:") else when)  # a yearly sum: one per year
         if same in seen:

@@ -48,7 +48,7 @@ parameters = {{ "programme.screening_rate_per_year" = [0.05, 1.5], "programme.bu
     sims = np.array([tg.simulate_all(run_replication(truth, 1000, r).monthly, truth, probe) for r in range(8)])
     for t, v in zip(probe, sims.mean(axis=0)):
         rows.append({"date": t.date, "quantity": t.quantity, "value": round(v, 1), "lower": "", "upper": "",
-                     "scope": "synthetic", "source": "simulated at known parameters"})
+                     "scope": "leie_til_eie", "source": "simulated at known parameters"})
     targets = folder / "targets.csv"
     pd.DataFrame(rows).to_csv(targets, index=False)
     return scen, targets, folder
@@ -158,26 +158,35 @@ def test_fit_is_applied_and_posterior_drawn(small, tmp_path):
 
 
 @pytest.mark.parametrize("row, rule", [
-    ("2013-01-01,cumulative_ownerz,5,,,x,y", "did you mean 'cumulative_owners'"),
-    ("2040-01-01,cumulative_owners,5,,,x,y", "outside the simulated period"),
-    ("2013-01-01,cumulative_owners,many,,,x,y", "not a number"),
-    ("2013-01-01,cumulative_owners,,,,x,y", "needs a value"),
-    ("13/01/2013,cumulative_owners,5,,,x,y", "not an ISO date"),
-    ("2013-02-30,cumulative_owners,5,,,x,y", "not an ISO date"),
+    ("2013-01-01,cumulative_ownerz,5,,,leie_til_eie,y", "did you mean 'cumulative_owners'"),
+    ("2040-01-01,cumulative_owners,5,,,leie_til_eie,y", "outside the simulated period"),
+    ("2013-01-01,cumulative_owners,many,,,leie_til_eie,y", "not a number"),
+    ("2013-01-01,cumulative_owners,,,,leie_til_eie,y", "needs a value"),
+    ("13/01/2013,cumulative_owners,5,,,leie_til_eie,y", "not an ISO date"),
+    ("2013-02-30,cumulative_owners,5,,,leie_til_eie,y", "not an ISO date"),
     # figures no count, sum or share can be (a NaN once made a fit run for ever)
-    ("2013-01-01,cumulative_owners,nan,,,x,y", "'nan': cumulative_owners must be a number of at least 0"),
-    ("2013-01-01,cumulative_owners,-100,,,x,y", "must be a number of at least 0"),
-    ("2013-01-01,startlan_disbursed_nok_year,,inf,,x,y", "must be a number of at least 0"),
-    ("2015-06-30,share_immigrant_background_municipal_buyers,1.7,,,x,y", "must be a share from 0 to 1"),
-    ("2017-11-20,startlan_default_rate,-0.5,,,x,y", "must be a share from 0 to 1"),
+    ("2013-01-01,cumulative_owners,nan,,,leie_til_eie,y", "'nan': cumulative_owners must be a number of at least 0"),
+    ("2013-01-01,cumulative_owners,-100,,,leie_til_eie,y", "must be a number of at least 0"),
+    ("2013-01-01,startlan_disbursed_nok_year,,inf,,leie_til_eie,y", "must be a number of at least 0"),
+    ("2015-06-30,share_immigrant_background_municipal_buyers,1.7,,,leie_til_eie,y", "must be a share from 0 to 1"),
+    ("2017-11-20,startlan_default_rate,-0.5,,,leie_til_eie,y", "must be a share from 0 to 1"),
+    # figures no model run can come near: beyond what a scenario allows of households, dwellings or NOK a year
+    ("2013-01-01,cumulative_owners,1e308,,,leie_til_eie,y",
+     "row 2.value: '1e308': cumulative_owners must be at most 100,000,000 (1,000,000 households or dwellings a year"),
+    ("2013-01-01,municipal_rental_dwellings,,,2e8,stock,y", "row 2.upper: '2e8': municipal_rental_dwellings must be at most"),
+    ("2012-12-31,startlan_disbursed_nok_year,,2e12,,all_startlan,y",
+     "row 2.lower: '2e12': startlan_disbursed_nok_year must be at most 1,000,000,000,000 (the most NOK a year"),
+    # whose figure it is: one of the scopes the README lists
+    ("2013-01-01,cumulative_owners,5,,,x,y", "row 2.scope: 'x' is not a scope: use one of leie_til_eie, all_startlan, stock"),
+    ("2013-01-01,cumulative_owners,5,,,,y", "row 2.scope: '' is not a scope: use one of"),
     # a value outside its own bounds: one of the two is wrong
-    ("2013-01-01,cumulative_owners,78,100,,x,y", "row 2: value 78 lies below its lower bound 100"),
-    ("2013-01-01,cumulative_owners,78,,50,x,y", "row 2: value 78 lies above its upper bound 50"),
-    ("2013-01-01,cumulative_owners,78,100,50,x,y", "row 2: lower bound above upper bound"),
+    ("2013-01-01,cumulative_owners,78,100,,leie_til_eie,y", "row 2: value 78 lies below its lower bound 100"),
+    ("2013-01-01,cumulative_owners,78,,50,leie_til_eie,y", "row 2: value 78 lies above its upper bound 50"),
+    ("2013-01-01,cumulative_owners,78,100,50,leie_til_eie,y", "row 2: lower bound above upper bound"),
     # the same figure twice, with two values
-    ("2013-01-01,cumulative_owners,5,,,x,y\n2013-01-01,cumulative_owners,7,,,x,y", "listed twice (row 2 and row 3)"),
+    ("2013-01-01,cumulative_owners,5,,,leie_til_eie,y\n2013-01-01,cumulative_owners,7,,,leie_til_eie,y", "listed twice (row 2 and row 3)"),
     # a year's sum dated twice in the same year
-    ("2012-06-30,startlan_disbursed_nok_year,5,,,x,y\n2012-12-31,startlan_disbursed_nok_year,7,,,x,y",
+    ("2012-06-30,startlan_disbursed_nok_year,5,,,leie_til_eie,y\n2012-12-31,startlan_disbursed_nok_year,7,,,leie_til_eie,y",
      "listed twice (row 2 and row 3)"),
 ])
 def test_targets_errors(tmp_path, drammen, row, rule):
@@ -200,7 +209,7 @@ def test_a_targets_file_saved_by_norwegian_excel_reads_the_same(tmp_path, dramme
     expected = tg.load_targets(original, drammen)
     for encoding in ("cp1252", "utf-8-sig"):
         f = tmp_path / f"{encoding}.csv"
-        table.assign(scope=table["scope"] + " (Drammen kommune, boligsosial håndbok)").to_csv(
+        table.assign(source=table["source"] + " (Drammen kommune, boligsosial håndbok)").to_csv(
             f, sep=";", index=False, encoding=encoding)
         got = tg.load_targets(f, drammen)
         assert [(t.quantity, t.date, t.value, t.lower, t.upper) for t in got] == \
