@@ -393,11 +393,17 @@ def read_any_csv(path: str | Path, **kwargs) -> tuple[pd.DataFrame, str]:
     """Read a CSV file however it was saved, and say which dialect it is in (:func:`_dialect`): ``nb``
     (semicolons and decimal commas, as Excel with Norwegian settings saves a table, with or without a byte-order
     mark) or ``plain``; UTF-8 with or without a byte-order mark, or Windows-1252 (Excel's "CSV (semikolondelt)").
-    ``kwargs`` go to ``pandas.read_csv``."""
+    ``kwargs`` go to ``pandas.read_csv``. A file that is not a table raises a ValueError (``pandas.errors.ParserError``
+    or ``UnicodeDecodeError``), for the caller to name the file."""
     with open(path, "rb") as fh:
         head = [fh.readline(65536) for _ in range(2)]
-    lines = [line.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace") for line in head if line.strip()]
-    dialect = _dialect(lines)
+    # (a line ends at a carriage return too, as pandas reads it: a file saved with old Mac line endings)
+    lines = [part for line in head for part in line.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
+             .splitlines() if part.strip()][:2]
+    try:
+        dialect = _dialect(lines)
+    except csv.Error as exc:  # not text at all (a picture, a program): a ValueError, as pandas would raise
+        raise pd.errors.ParserError(f"not a table ({exc})") from None
     options = {"sep": ";", "decimal": ","} if dialect == "nb" else {}
     try:
         return pd.read_csv(path, encoding="utf-8-sig", **options, **kwargs), dialect

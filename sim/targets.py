@@ -124,7 +124,10 @@ def load_targets(path: str | Path, scenario: Scenario, until: str | None = None)
         df, dialect = read_any_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise ScenarioError(f, [("", "file not found")]) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+    except UnicodeDecodeError:  # (bytes that are not text: a picture, a program, a spreadsheet's own format)
+        raise ScenarioError(f, [("", "not a readable CSV file (not text in UTF-8 or Windows-1252: save the "
+                                     "table as CSV)")]) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ScenarioError(f, [("", f"not a readable CSV file ({' '.join(str(exc).split())})")]) from None
     if dialect == "nb":  # saved by Excel with Norwegian settings: decimal commas (read as text here)
         for c in ("value", "lower", "upper"):

@@ -198,6 +198,16 @@ def test_targets_errors(tmp_path, drammen, row, rule):
     assert len(info.value.problems) == 1, info.value.problems  # one problem, one line
 
 
+def test_a_targets_file_that_is_not_a_table_is_named(tmp_path, drammen):
+    """A program, a picture or a spreadsheet in Excel's own format given as --targets: one message naming it."""
+    f = tmp_path / "t.csv"
+    f.write_bytes(b"\x7fELF\x02\x01\x01\r\x00garbage\r\x8d\x90" + bytes(range(256)) * 4)
+    with pytest.raises(ScenarioError) as info:
+        tg.load_targets(f, drammen)
+    assert str(info.value) == (f"{f}: not a readable CSV file (not text in UTF-8 or Windows-1252: save the table "
+                               "as CSV)")
+
+
 def test_a_targets_file_saved_by_norwegian_excel_reads_the_same(tmp_path, drammen):
     """Edited in Excel with Norwegian settings and saved again, the targets file has semicolons and decimal commas,
     in Windows-1252 ("CSV (semikolondelt)") or UTF-8 with a byte-order mark: the same targets either way."""

@@ -84,6 +84,29 @@ def test_a_table_saved_again_by_excel_reads_the_same(tmp_path):
                                       check_dtype=False)
 
 
+BINARY = b"\x7fELF\x02\x01\x01\r\x00garbage\r\x8d\x90" + bytes(range(256)) * 4  # (a carriage return inside a line)
+
+
+def test_a_file_that_is_not_a_table_is_named_and_old_mac_line_endings_read(tmp_path):
+    """A file that is not text (a program, a picture) given where a table is read ends in a ValueError that the
+    callers turn into one message naming the file, not csv's own error; a table whose lines end in a carriage
+    return alone (saved as "CSV (Macintosh)") reads as any other."""
+    from sim.errors import UserError
+
+    (tmp_path / "yearly.csv").write_bytes(BINARY)
+    with pytest.raises(ValueError):
+        outputs.read_any_csv(tmp_path / "yearly.csv")
+    with pytest.raises(UserError, match=r"yearly.csv: cannot be read as a table written by lte \("):
+        outputs.read_result_table(tmp_path / "yearly.csv", ("replication", "year"))
+    df = pd.DataFrame({"replication": [0, 1], "year": [2011, 2012], "share": [0.125, 0.5]})
+    (tmp_path / "mac.csv").write_text(df.to_csv(index=False, lineterminator="\r"))
+    pd.testing.assert_frame_equal(outputs.read_any_csv(tmp_path / "mac.csv")[0], df)
+    (tmp_path / "mac_nb.csv").write_text(df.to_csv(index=False, sep=";", decimal=",", lineterminator="\r"))
+    table, dialect = outputs.read_any_csv(tmp_path / "mac_nb.csv")
+    assert dialect == "nb"
+    pd.testing.assert_frame_equal(table, df)
+
+
 def test_a_whole_column_with_empty_cells_is_written_without_decimals(tmp_path):
     """loans.csv's loss is empty for a default not yet settled: the other losses stay whole kroner, no ".0"."""
     df = pd.DataFrame({"loss_nok": [0.0, float("nan"), 79709.2], "share": [0.5, float("nan"), 1.0]})
