@@ -118,7 +118,7 @@ def load_yearly(ref: str):
     if not isinstance(manifest, dict):
         raise UserError(f"{folder}/manifest.json: not a manifest written by lte (a JSON object of keys is "
                         "expected); run it again")
-    table = read_result_table(folder / "yearly.csv", ("replication", "year"))
+    table = read_result_table(folder / "yearly.csv", ("replication", "year"), OUTCOMES)
     if point != "":
         if "point" not in table.columns:
             raise UserError(f"{ref}: {folder} is a run, not a sweep; leave out ':{point}'")

@@ -430,16 +430,37 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return unguard_formulas(read_any_csv(path)[0])
 
 
-def read_result_table(path: Path, columns: Iterable[str]) -> pd.DataFrame:
-    """A table of a run's or sweep's folder, with the columns the caller cannot do without; otherwise a UserError
-    naming the file (one written over by hand or by another program)."""
+def _names(columns: list[str], joiner: str) -> str:
+    """``a``, ``a or b``, ``a, b or c``; more than three: the first three and how many more."""
+    if len(columns) > 3:
+        return f"{', '.join(columns[:3])} {joiner} {len(columns) - 3} more"
+    return columns[0] if len(columns) == 1 else f"{', '.join(columns[:-1])} {joiner} {columns[-1]}"
+
+
+def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] = ()) -> pd.DataFrame:
+    """A table of a run's or sweep's folder, with the columns the caller cannot do without (``columns``, the keys
+    of its rows, then ``values``); otherwise a UserError naming the file (one written over by hand or by another
+    program, or not text at all)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if b"\x00" in data:
+        raise UserError(f"{path}: not a table written by lte (it holds binary data, not text); run it again")
     try:
         table = read_csv(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot be read as a table written by lte ({exc}); run it again") from None
+    except csv.Error as exc:  # (its message's advice is for programmers)
+        raise UserError(f"{path}: not a readable table ({str(exc).split(' - ')[0]}); run it again") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise UserError(f"{path}: not a table written by lte (no {' or '.join(missing)} column); run it again")
+    missing = [c for c in values if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: not a table written by lte (it lacks the column{'s' if len(missing) > 1 else ''} "
+                        f"{_names(missing, 'and')}); run it again")
     return table
 
 

@@ -317,10 +317,15 @@ def _budget_views(budget: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return views
 
 
-# the tables a report reads, with the columns it cannot do without
-RUN_TABLES = {"yearly.csv": ("replication", "year"), "budget.csv": ("year",)}
-SWEEP_TABLES = {"yearly.csv": ("point", "replication", "year"), "points.csv": ("point", "sample", "baseline"),
-                "comparison.csv": ("point", "year", "outcome")}
+# the tables a report reads, with the columns it cannot do without: those that key its rows, and its values
+RUN_TABLES = {"yearly.csv": (("replication", "year"), ("new_owners_municipal", "new_owners_private",
+                                                      "frame_wait_months_mean", "frame_gave_up", "startlan_nok_lte",
+                                                      "startlan_nok_other")),
+              "budget.csv": (("year",), ())}
+SWEEP_TABLES = {"yearly.csv": (("point", "replication", "year"), tuple(c for c, *_ in SWEEP_OUTCOMES)),
+                "points.csv": (("point", "sample", "baseline"), ()),
+                "comparison.csv": (("point", "year", "outcome"), ())}
+
 
 
 def render(folder: str | Path) -> Path:
@@ -347,7 +352,8 @@ def render(folder: str | Path) -> Path:
     if missing:
         raise UserError(f"{folder}: not a finished {'sweep' if is_sweep else 'run'} folder "
                         f"({', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing)")
-    tables = {name: outputs.read_result_table(folder / name, columns) for name, columns in needed.items()}
+    tables = {name: outputs.read_result_table(folder / name, columns, values)
+              for name, (columns, values) in needed.items()}
     try:
         title, page, charts = _page(manifest, is_sweep, tables)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a file changed by hand

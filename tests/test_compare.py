@@ -201,3 +201,31 @@ def test_one_draw_shared_by_every_replication_has_no_interval_and_says_why(two_r
     assert r.exit_code == 0, r.output
     assert "one parameter draw" in r.output and "one replication each" not in r.output, r.output
     assert "[no interval]" in r.output
+
+
+def _copy(source, folder):
+    import shutil
+
+    shutil.copytree(source, folder)
+    return folder
+
+
+def _refused(r, folder, fragment):
+    assert r.exit_code == 2 and "Traceback" not in r.output, (r.output, r.exception)
+    assert f"{folder}/yearly.csv: {fragment}" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda p: p.write_bytes(bytes(range(256)) * 8), "not a table written by lte (it holds binary data"),
+    # a carriage return inside a field: the reader of Python's csv module gives up
+    (lambda p: p.write_bytes(b"replication,year\n0,20\r10\n"), "not a readable table (new-line character"),
+    # replication and year, but none of the outcomes to compare
+    (lambda p: p.write_text("\n".join(",".join(line.split(",")[:5]) for line in p.read_text().splitlines()) + "\n"),
+     "not a table written by lte (it lacks the columns new_owners, new_owners_municipal, new_owners_private and "),
+])
+def test_compare_names_a_yearly_table_it_cannot_read(two_runs, tmp_path, damage, fragment):
+    """Binary data, or a table without the outcomes: one line naming the file and what is wrong, exit 2."""
+    broken = _copy(two_runs / "small", tmp_path / "broken")
+    damage(broken / "yearly.csv")
+    _refused(CliRunner().invoke(cli, ["compare", str(broken), str(two_runs / "big")]), broken, fragment)
+

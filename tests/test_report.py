@@ -157,6 +157,10 @@ def _column(path, column, value):
     pd.read_csv(path).assign(**{column: value}).to_csv(path, index=False)
 
 
+def _cut(path, columns):
+    path.write_text("".join(",".join(line.split(",")[:columns]) + "\n" for line in path.read_text().splitlines()))
+
+
 @pytest.mark.parametrize("damage, fragment", [
     (lambda f: (f / "yearly.csv").write_text("garbage\n"), "yearly.csv: not a table written by lte (no replication or "
                                                             "year column)"),
@@ -167,6 +171,11 @@ def _column(path, column, value):
     (lambda f: (f / "manifest.json").write_text("[]"), "manifest.json: not the manifest of lte run or lte sweep"),
     (lambda f: _manifest(f, scenario={"name": "x"}), "its files are damaged or were not written by this version"),
     (lambda f: _column(f / "yearly.csv", "new_owners_municipal", "many"), "its files are damaged"),
+    # binary data that Python's csv module cannot split into lines, with and without NUL bytes
+    (lambda f: (f / "budget.csv").write_bytes(b"year,a\n20\r10,1\n"), "budget.csv: not a readable table"),
+    (lambda f: (f / "budget.csv").write_bytes(bytes(range(256)) * 8), "budget.csv: not a table written by lte (it "
+                                                                      "holds binary data"),
+    (lambda f: _cut(f / "yearly.csv", 2), "yearly.csv: not a table written by lte (it lacks the columns "),
 ])
 def test_a_damaged_run_folder_is_one_line(tmp_path, one_run, damage, fragment):
     """A file of the run changed by hand or by another program: one line naming it, exit 2, no report."""

@@ -521,3 +521,31 @@ def test_a_rule_of_the_whole_scenario_is_named_under_the_override(tmp_path):
         sw.load(path)
     assert str(info.value) == (f"{path}: overrides.market.price_index: the first dated value (2015-01) comes after "
                                "the period start (2010-01); give a value in force at the start")
+
+
+def _lines(path, keep):
+    path.write_text("".join(keep(path.read_text().splitlines(keepends=True))))
+
+
+@pytest.mark.parametrize("name, damage, commands, fragment", [
+    ("yearly.csv", lambda p: _lines(p, lambda lines: [",".join(line.split(",")[:5]).rstrip("\n") + "\n"
+                                                      for line in lines]),
+     ("compare", "report"), "not a table written by lte (it lacks the columns new_owners"),
+    ("comparison.csv", lambda p: p.write_bytes(b"point,year\n0,20\r10\n"), ("report",), "not a readable table"),
+    ("comparison.csv", lambda p: p.write_bytes(bytes(range(256)) * 4), ("report",),
+     "not a table written by lte (it holds binary data"),
+])
+def test_a_damaged_sweep_table_is_named_by_compare_and_report(reference, tmp_path, name, damage, commands, fragment):
+    """A table of a sweep folder without its columns or binary: lte compare of two of its points and lte report
+    refuse it in one line naming the file (exit 2), and write nothing."""
+    import shutil
+
+    out = tmp_path / "sweep"
+    shutil.copytree(reference[0], out)
+    damage(out / name)
+    for command in commands:
+        args = ["compare", f"{out}:0", f"{out}:1"] if command == "compare" else ["report", str(out)]
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2 and "Traceback" not in r.output, (command, r.output, r.exception)
+        assert f"{out}/{name}: {fragment}" in r.output and len(r.output.strip().splitlines()) == 1, (command, r.output)
+    assert not (out / "report.html").exists() and not (out / "charts").exists()
