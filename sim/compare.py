@@ -106,7 +106,7 @@ def load_yearly(ref: str):
     import json
 
     from sim.errors import UserError
-    from sim.outputs import read_result_table
+    from sim.outputs import check_rows, read_result_table, result_keys
 
     folder, point = _split_ref(ref)
     if not (folder / "yearly.csv").is_file() or not (folder / "manifest.json").is_file():
@@ -119,6 +119,8 @@ def load_yearly(ref: str):
         raise UserError(f"{folder}/manifest.json: not a manifest written by lte (a JSON object of keys is "
                         "expected); run it again")
     table = read_result_table(folder / "yearly.csv", ("replication", "year"), OUTCOMES)
+    # every replication (of every point) in every year of its period: a row missing would pair what is left
+    check_rows(folder / "yearly.csv", table, result_keys(manifest, sweep="point" in table.columns))
     if point != "":
         if "point" not in table.columns:
             raise UserError(f"{ref}: {folder} is a run, not a sweep; leave out ':{point}'")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
 import os
 import socket
@@ -430,6 +431,10 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return unguard_formulas(read_any_csv(path)[0])
 
 
+# the columns that key a result table's rows: whole numbers in every row
+KEY_COLUMNS = ("point", "replication", "year")
+
+
 def _names(columns: list[str], joiner: str) -> str:
     """``a``, ``a or b``, ``a, b or c``; more than three: the first three and how many more."""
     if len(columns) > 3:
@@ -437,23 +442,37 @@ def _names(columns: list[str], joiner: str) -> str:
     return columns[0] if len(columns) == 1 else f"{', '.join(columns[:-1])} {joiner} {columns[-1]}"
 
 
-def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] = ()) -> pd.DataFrame:
+def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] = (),
+                      keys: dict | None = None) -> pd.DataFrame:
     """A table of a run's or sweep's folder, with the columns the caller cannot do without (``columns``, the keys
     of its rows, then ``values``); otherwise a UserError naming the file (one written over by hand or by another
-    program, or not text at all)."""
+    program, or cut short).
+
+    Refused as damaged or incomplete: a file that is not text, is empty, does not end with a line break (cut off
+    while written or copied) or has a row with another number of fields than its header; a table whose
+    ``point``, ``replication`` or ``year`` is not a whole number in every row; and, if ``keys`` gives the values
+    each of its key columns must take (None: the values in the table; a year's, every year from its first to its
+    last), a table without exactly one row for each combination of them."""
     path = Path(path)
+    damaged = f"{path}: damaged or incomplete"
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if b"\x00" in data:
         raise UserError(f"{path}: not a table written by lte (it holds binary data, not text); run it again")
+    if not data.strip():
+        raise UserError(f"{damaged} (the file is empty); run it again")
+    if not data.endswith(b"\n"):
+        raise UserError(f"{damaged} (its last line is cut short: the file does not end with a line break); "
+                        "run it again")
     try:
-        table = read_csv(path)
+        table, dialect = read_any_csv(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot be read as a table written by lte ({exc}); run it again") from None
     except csv.Error as exc:  # (its message's advice is for programmers)
         raise UserError(f"{path}: not a readable table ({str(exc).split(' - ')[0]}); run it again") from None
+    table = unguard_formulas(table)
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise UserError(f"{path}: not a table written by lte (no {' or '.join(missing)} column); run it again")
@@ -461,7 +480,77 @@ def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] 
     if missing:
         raise UserError(f"{path}: not a table written by lte (it lacks the column{'s' if len(missing) > 1 else ''} "
                         f"{_names(missing, 'and')}); run it again")
+    text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
+    reader = csv.reader(io.StringIO(text), delimiter=";" if dialect == "nb" else ",")
+    width = None
+    for row in reader:
+        if row and width is None:
+            width = len(row)
+        elif row and len(row) != width:
+            raise UserError(f"{damaged} (line {reader.line_num} has {len(row)} fields, its header {width}"
+                            + (": cut short" if len(row) < width else "") + "); run it again")
+    if table.empty:
+        raise UserError(f"{damaged} (it has no rows); run it again")
+    for c in KEY_COLUMNS:
+        if c in table.columns and not pd.api.types.is_integer_dtype(table[c]):
+            raise UserError(f"{damaged} ({c}: not a whole number in every row); run it again")
+    if keys:
+        check_rows(path, table, keys)
     return table
+
+
+def check_rows(path: Path, table: pd.DataFrame, keys: dict) -> None:
+    """A table read by :func:`read_result_table` has one row for each combination of its key columns' values
+    (``keys``: column -> its values, or None for those in the table: a year's, every year from its first to its
+    last); otherwise a UserError naming the file as damaged or incomplete."""
+    damaged = f"{path}: damaged or incomplete"
+    cols = list(keys)
+    expected = []
+    for c in cols:
+        if keys[c] is not None:
+            expected.append(sorted(keys[c]))
+        elif c == "year":
+            expected.append(list(range(int(table[c].min()), int(table[c].max()) + 1)))
+        else:
+            expected.append(sorted(set(table[c])))
+    have = pd.MultiIndex.from_frame(table[cols])
+    want = pd.MultiIndex.from_product(expected, names=cols)
+
+    def name(combination) -> str:
+        return ", ".join(f"{c} {v}" for c, v in zip(cols, combination if isinstance(combination, tuple)
+                                                     else (combination,)))
+
+    every = " × ".join(cols)
+    if have.has_duplicates:
+        raise UserError(f"{damaged} (more than one row for {name(have[have.duplicated()][0])}); run it again")
+    lacking = want.difference(have)
+    if len(lacking):
+        raise UserError(f"{damaged} (no row for {name(lacking[0])}"
+                        + (f" and {len(lacking) - 1} more" if len(lacking) > 1 else "")
+                        + f"; it needs one for every {every}); run it again")
+    extra = have.difference(want)
+    if len(extra):
+        raise UserError(f"{damaged} (a row for {name(extra[0])}, which its folder's manifest.json does not "
+                        "have); run it again")
+
+
+def result_keys(manifest: dict, sweep: bool) -> dict:
+    """The values the key columns of a yearly table must take, as far as a folder's manifest says: its points (a
+    sweep), its replications and the years of its period; None for what it does not say."""
+    def count(value):
+        return range(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    scenario = manifest.get("scenario")
+    period = scenario.get("period") if isinstance(scenario, dict) else manifest.get("period")
+    years = None
+    if isinstance(period, dict):
+        try:
+            years = range(int(str(period["start"])[:4]), int(str(period["end"])[:4]) + 1)
+        except (KeyError, ValueError):
+            years = None
+    keys = {"point": count(manifest.get("points"))} if sweep else {}
+    keys.update(replication=count(manifest.get("replications")), year=years)
+    return keys
 
 
 # ---------------------------------------------------------------------------------------------- a run's files

@@ -327,6 +327,17 @@ SWEEP_TABLES = {"yearly.csv": (("point", "replication", "year"), tuple(c for c, 
                 "comparison.csv": (("point", "year", "outcome"), ())}
 
 
+def _table_keys(manifest: dict, is_sweep: bool) -> dict[str, dict]:
+    """Per table, the values its key columns must take (see :func:`sim.outputs.check_rows`): every replication
+    (of every point) in every year of the period, as far as the manifest says."""
+    keys = outputs.result_keys(manifest, is_sweep)
+    if not is_sweep:
+        return {"yearly.csv": keys, "budget.csv": {"year": keys["year"]}}
+    years = keys["year"]
+    return {"yearly.csv": keys, "points.csv": {"point": keys["point"]},
+            "comparison.csv": {"point": keys["point"], "year": None if years is None else [0, *years],
+                               "outcome": None}}
+
 
 def render(folder: str | Path) -> Path:
     """Write ``report.html`` and ``charts/*.png`` into a finished run or sweep folder."""
@@ -352,7 +363,8 @@ def render(folder: str | Path) -> Path:
     if missing:
         raise UserError(f"{folder}: not a finished {'sweep' if is_sweep else 'run'} folder "
                         f"({', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing)")
-    tables = {name: outputs.read_result_table(folder / name, columns, values)
+    keys = _table_keys(manifest, is_sweep)
+    tables = {name: outputs.read_result_table(folder / name, columns, values, keys[name])
               for name, (columns, values) in needed.items()}
     try:
         title, page, charts = _page(manifest, is_sweep, tables)

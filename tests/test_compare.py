@@ -229,3 +229,37 @@ def test_compare_names_a_yearly_table_it_cannot_read(two_runs, tmp_path, damage,
     damage(broken / "yearly.csv")
     _refused(CliRunner().invoke(cli, ["compare", str(broken), str(two_runs / "big")]), broken, fragment)
 
+
+def _drop_line(path, number):
+    lines = path.read_text().splitlines(keepends=True)
+    del lines[number]
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    # one (replication, year) row deleted: what is left paired 2 replications in one year and 3 in the other
+    (lambda p: _drop_line(p, 2), "damaged or incomplete (no row for replication 0, year 2011; it needs one for every "
+                                 "replication × year)"),
+    (lambda p: _drop_line(p, -1), "damaged or incomplete (no row for replication 2, year 2012"),
+    # a row twice (a copy appended) and a row from a replication the run does not have
+    (lambda p: p.write_text(p.read_text() + p.read_text().splitlines()[1] + "\n"),
+     "damaged or incomplete (more than one row for replication 0, year 2010)"),
+    (lambda p: p.write_text(p.read_text() + "3" + p.read_text().splitlines()[1][1:] + "\n"),
+     "damaged or incomplete (a row for replication 3, year 2010, which its folder's manifest.json does not have)"),
+    # cut off while written or copied: mid-row, or a row short of fields
+    (lambda p: p.write_bytes(p.read_bytes()[:-30]), "damaged or incomplete (its last line is cut short"),
+    (lambda p: p.write_bytes(p.read_bytes()[:-30] + b"\n"), "damaged or incomplete (line 10 has"),
+    (lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"), "damaged or incomplete (it has no rows)"),
+    (lambda p: p.write_text(p.read_text().replace("\n2,2012,", "\n2,abc,")),
+     "damaged or incomplete (year: not a whole number in every row)"),
+])
+def test_compare_refuses_an_incomplete_or_cut_yearly_table(two_runs, tmp_path, damage, fragment):
+    """A yearly.csv must hold one whole row for every replication and year of its run: a row missing, doubled,
+    cut short or not keyed by whole numbers is damage, not a difference between runs (a run compared with a copy
+    of itself with one row deleted gave a difference of new owners at exit 0)."""
+    same = _copy(two_runs / "small", tmp_path / "same")
+    broken = _copy(two_runs / "small", tmp_path / "broken")
+    damage(broken / "yearly.csv")
+    for a, b in ((broken, same), (same, broken)):
+        _refused(CliRunner().invoke(cli, ["compare", str(a), str(b)]), broken, fragment)
+    assert CliRunner().invoke(cli, ["compare", str(same), str(two_runs / "small")]).exit_code == 0

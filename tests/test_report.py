@@ -161,6 +161,10 @@ def _cut(path, columns):
     path.write_text("".join(",".join(line.split(",")[:columns]) + "\n" for line in path.read_text().splitlines()))
 
 
+def _drop_last(path):
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+
+
 @pytest.mark.parametrize("damage, fragment", [
     (lambda f: (f / "yearly.csv").write_text("garbage\n"), "yearly.csv: not a table written by lte (no replication or "
                                                             "year column)"),
@@ -176,6 +180,11 @@ def _cut(path, columns):
     (lambda f: (f / "budget.csv").write_bytes(bytes(range(256)) * 8), "budget.csv: not a table written by lte (it "
                                                                       "holds binary data"),
     (lambda f: _cut(f / "yearly.csv", 2), "yearly.csv: not a table written by lte (it lacks the columns "),
+    # cut off mid-row, or a year's row deleted: refused, not drawn from what is left
+    (lambda f: (f / "yearly.csv").write_bytes((f / "yearly.csv").read_bytes()[:-20]),
+     "yearly.csv: damaged or incomplete (its last line is cut short"),
+    (lambda f: _drop_last(f / "yearly.csv"), "yearly.csv: damaged or incomplete (no row for replication 0, year 2011"),
+    (lambda f: _drop_last(f / "budget.csv"), "budget.csv: damaged or incomplete (no row for year 2011"),
 ])
 def test_a_damaged_run_folder_is_one_line(tmp_path, one_run, damage, fragment):
     """A file of the run changed by hand or by another program: one line naming it, exit 2, no report."""

@@ -528,16 +528,24 @@ def _lines(path, keep):
 
 
 @pytest.mark.parametrize("name, damage, commands, fragment", [
+    ("yearly.csv", lambda p: _lines(p, lambda lines: lines[:-1]), ("compare", "report"),
+     "damaged or incomplete (no row for point 7, replication 1, year 2013; it needs one for every point × "
+     "replication × year)"),
     ("yearly.csv", lambda p: _lines(p, lambda lines: [",".join(line.split(",")[:5]).rstrip("\n") + "\n"
                                                       for line in lines]),
      ("compare", "report"), "not a table written by lte (it lacks the columns new_owners"),
+    ("yearly.csv", lambda p: p.write_bytes(p.read_bytes()[:-25]), ("compare", "report"),
+     "damaged or incomplete (its last line is cut short"),
     ("comparison.csv", lambda p: p.write_bytes(b"point,year\n0,20\r10\n"), ("report",), "not a readable table"),
     ("comparison.csv", lambda p: p.write_bytes(bytes(range(256)) * 4), ("report",),
      "not a table written by lte (it holds binary data"),
+    # cut inside its header, after the levers' first letters
+    ("points.csv", lambda p: p.write_text(p.read_text().splitlines()[0][:-3]), ("report",),
+     "damaged or incomplete (its last line is cut short"),
 ])
 def test_a_damaged_sweep_table_is_named_by_compare_and_report(reference, tmp_path, name, damage, commands, fragment):
-    """A table of a sweep folder without its columns or binary: lte compare of two of its points and lte report
-    refuse it in one line naming the file (exit 2), and write nothing."""
+    """A table of a sweep folder cut short, with a row missing, without its columns or binary: lte compare of two
+    of its points and lte report refuse it in one line naming the file (exit 2), and write nothing."""
     import shutil
 
     out = tmp_path / "sweep"
