@@ -483,12 +483,15 @@ def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] 
     text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
     reader = csv.reader(io.StringIO(text), delimiter=";" if dialect == "nb" else ",")
     width = None
-    for row in reader:
-        if row and width is None:
-            width = len(row)
-        elif row and len(row) != width:
-            raise UserError(f"{damaged} (line {reader.line_num} has {len(row)} fields, its header {width}"
-                            + (": cut short" if len(row) < width else "") + "); run it again")
+    try:
+        for row in reader:
+            if row and width is None:
+                width = len(row)
+            elif row and len(row) != width:
+                raise UserError(f"{damaged} (line {reader.line_num} has {len(row)} fields, its header {width}"
+                                + (": cut short" if len(row) < width else "") + "); run it again")
+    except csv.Error as exc:  # (its message's advice is for programmers)
+        raise UserError(f"{path}: not a readable table ({str(exc).split(' - ')[0]}); run it again") from None
     if table.empty:
         raise UserError(f"{damaged} (it has no rows); run it again")
     for c in KEY_COLUMNS:

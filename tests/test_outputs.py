@@ -96,7 +96,7 @@ def test_a_file_that_is_not_a_table_is_named_and_old_mac_line_endings_read(tmp_p
     (tmp_path / "yearly.csv").write_bytes(BINARY)
     with pytest.raises(ValueError):
         outputs.read_any_csv(tmp_path / "yearly.csv")
-    with pytest.raises(UserError, match=r"yearly.csv: cannot be read as a table written by lte \("):
+    with pytest.raises(UserError, match=r"yearly.csv: not a table written by lte \(it holds binary data"):
         outputs.read_result_table(tmp_path / "yearly.csv", ("replication", "year"))
     df = pd.DataFrame({"replication": [0, 1], "year": [2011, 2012], "share": [0.125, 0.5]})
     (tmp_path / "mac.csv").write_text(df.to_csv(index=False, lineterminator="\r"))

@@ -536,7 +536,8 @@ def _lines(path, keep):
      ("compare", "report"), "not a table written by lte (it lacks the columns new_owners"),
     ("yearly.csv", lambda p: p.write_bytes(p.read_bytes()[:-25]), ("compare", "report"),
      "damaged or incomplete (its last line is cut short"),
-    ("comparison.csv", lambda p: p.write_bytes(b"point,year\n0,20\r10\n"), ("report",), "not a readable table"),
+    ("comparison.csv", lambda p: p.write_bytes(b"point,year\n0,20\r10\n"), ("report",),
+     "not a table written by lte (no outcome column)"),
     ("comparison.csv", lambda p: p.write_bytes(bytes(range(256)) * 4), ("report",),
      "not a table written by lte (it holds binary data"),
     # cut inside its header, after the levers' first letters
