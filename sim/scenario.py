@@ -19,7 +19,9 @@ import datetime
 import difflib
 import hashlib
 import math
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -468,11 +470,38 @@ def _suggest(word: str, candidates) -> str:
 # Loading
 
 
+NOT_REGULAR = "is not a regular file (a device, a pipe or a socket): give a TOML file"
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file ("not found", a folder, a device or a pipe), or None if it can.
+
+    Checked before reading: a device such as /dev/zero would be read for ever and a pipe would wait for a writer."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # (the latter: a path through a file, "a.toml/b.toml")
+        return "not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return NOT_REGULAR
+    return None
+
+
 def read_toml(path: Path) -> dict:
     """Read a TOML file (a UTF-8 byte-order mark, as some Windows editors write, is skipped); a missing or
-    malformed file is a ScenarioError naming it."""
+    malformed file, a folder or anything else that is not a regular file is a ScenarioError naming it."""
+    problem = file_problem(path)
+    if problem:
+        raise ScenarioError(str(path), [("", "file not found" if problem == "not found" else problem)])
     try:
-        with open(path, "rb") as fh:
+        # non-blocking, so that a pipe put in the file's place since the check does not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ScenarioError(str(path), [("", NOT_REGULAR)])
             return tomllib.loads(fh.read().decode("utf-8").removeprefix("\ufeff"))
     except FileNotFoundError:
         raise ScenarioError(str(path), [("", "file not found")]) from None
@@ -538,8 +567,9 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dic
         if not isinstance(base_name, str):
             raise ScenarioError(str(path), [("extends", "must be a file name in quotes")])
         base_path = path.parent / base_name
-        if not base_path.is_file():
-            raise ScenarioError(str(path), [("extends", f"base file {base_path} not found")])
+        problem = file_problem(base_path)
+        if problem:
+            raise ScenarioError(str(path), [("extends", f"base file {base_path} {problem}")])
         base, origins, base_files = load_raw(base_path, _chain + (resolved,))
         files = base_files + files
         base.pop("name", None)  # a variant names itself (or takes its file name)
@@ -641,8 +671,9 @@ def load(path: str | Path, apply_fit: bool = True) -> "LoadedScenario":
         validate(data, origins, str(path))
         owner = origins.get("calibration.fitted", str(path))
         fit_path = Path(owner).parent / fitted
-        if not fit_path.exists():
-            raise ScenarioError(owner, [("calibration.fitted", f"fitted parameter file {fit_path} not found")])
+        problem = file_problem(fit_path)
+        if problem:
+            raise ScenarioError(owner, [("calibration.fitted", f"fitted parameter file {fit_path} {problem}")])
         fit = read_fit(fit_path)
         # a file that extends the one naming the fit and sets a fitted key itself keeps its own value
         rank = {str(f): i for i, f in enumerate(files)}

@@ -164,8 +164,9 @@ def _base(raw: dict, path: Path, problems: list) -> tuple[Path, sc.Scenario, boo
         problems.append(("base", "required: the base scenario file, in quotes, relative to the sweep file"))
         raise ScenarioError(f, problems)
     base_file = path.parent / raw["base"]
-    if not base_file.is_file():
-        raise ScenarioError(f, problems + [("base", f"base scenario {base_file} not found")])
+    problem = sc.file_problem(base_file)
+    if problem:
+        raise ScenarioError(f, problems + [("base", f"base scenario {base_file} {problem}")])
     base = sc.load(base_file).scenario
     overrides = raw.get("overrides", {})
     if not isinstance(overrides, dict):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from sim.cli import cli
 from sim.errors import OutputError, UserError
 from sim.outputs import locked_dir
 
-from .conftest import DRAMMEN, write_variant
+from .conftest import DRAMMEN, copy_drammen, write_variant
 
 SHORT = '[period]\nend = "2012-12"\n'
 
@@ -136,6 +137,49 @@ def test_missing_fit_file_names_the_scenario_and_its_key(tmp_path, short_file):
     path = write_variant(tmp_path, '[calibration]\nfitted = "nosuch_fit.toml"\n', "badfit.toml", base=short_file)
     r = invoke("run", path, "-n", 1, "--out", tmp_path / "o")
     _assert_user_error(r, f"{path}: calibration.fitted: fitted parameter file {tmp_path / 'nosuch_fit.toml'} not found")
+    assert not (tmp_path / "o").exists()
+
+
+def _unblock_after(fifo, seconds=10):
+    """Open the pipe for writing after a while, so that a loader that waits on it fails instead of hanging."""
+    import threading
+
+    def open_and_close():
+        time.sleep(seconds)
+        for _ in range(600):  # (a reader is there only while one waits: try again and again for a minute)
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            time.sleep(0.1)
+    threading.Thread(target=open_and_close, daemon=True).start()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/null").exists(), reason="needs pipes and /dev/null")
+def test_a_device_a_pipe_or_a_folder_is_refused_before_reading(tmp_path):
+    """A device (/dev/zero is read for ever) or a pipe (waits for a writer) is no TOML file: refused, not read,
+    whether given on the command line or named by extends, calibration.fitted or a sweep's base."""
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    _unblock_after(fifo)
+    (tmp_path / "adir.toml").mkdir()
+    rule = "is not a regular file (a device, a pipe or a socket)"
+    for f in ("/dev/null", fifo):
+        _assert_user_error(invoke("validate", f), f"{f}: {rule}")
+        _assert_user_error(invoke("run", f, "--out", tmp_path / "o"), f"{f}: {rule}")
+    (tmp_path / "sweep.toml").write_text('base = "/dev/null"\n[levers]\n"programme.advisers" = [1, 2]\n')
+    _assert_user_error(invoke("validate", tmp_path / "sweep.toml"), "sweep.toml: base: base scenario /dev/null " + rule)
+    for base, problem in (("fifo.toml", rule), ("adir.toml", "is a folder, not a file")):
+        variant = tmp_path / "variant.toml"
+        variant.write_text(f'extends = "{base}"\n')
+        _assert_user_error(invoke("validate", variant),
+                           f"{variant}: extends: base file {tmp_path / base} {problem}")
+    for fitted, problem in (("/dev/null", rule), (str(tmp_path), "is a folder, not a file")):
+        path = copy_drammen(tmp_path, "fitted.toml")
+        text = path.read_text(encoding="utf-8")
+        path.write_text(re.sub(r'^fitted = ".*"', f'fitted = "{fitted}"', text, flags=re.M), encoding="utf-8")
+        _assert_user_error(invoke("validate", path),
+                           f"{path}: calibration.fitted: fitted parameter file {fitted} {problem}")
     assert not (tmp_path / "o").exists()
 
 
