@@ -681,27 +681,114 @@ def load(path: str | Path, apply_fit: bool = True) -> "LoadedScenario":
                           if rank.get(origins.get(k.partition("@")[0], owner), 0) <= rank.get(owner, 0)]
         for key in fit["applied"]:
             set_value(data, key, fit["estimate"][key], str(fit_path))
+            origins[key.partition("@")[0]] = str(fit_path)  # (a rule the fitted value breaks is the fit's)
         files = files + [fit_path]
     scenario = validate(data, origins, str(path))
     return LoadedScenario(scenario, [Path(f) for f in files], fit, fit_path)
 
 
+# what `lte calibrate` writes in a fitted parameter file (sim.calibration.fit_toml): its tables, and [fit]'s keys
+FIT_TABLES = ("fit", "estimate", "interval90", "prior", "posterior")
+FIT_INFO = {"scenario": str, "targets": str, "until": str, "package_version": str, "seed": int, "particles": int,
+            "generations": int, "replications": int, "evaluations": int, "tolerance": list}
+
+
+def _fitted_value_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the value of the scenario key ``key`` (or ``key@DATE``), or None."""
+    path = key.partition("@")[0]
+    info = field_info(path)
+    if info is None:
+        return f"not a scenario key{_suggest(path, leaf_paths(Scenario))}"
+    if not is_number(value):
+        return f"must be a finite number (got {value!r})"
+    try:
+        _adapter(path).validate_python(value)
+    except ValidationError as exc:
+        return _rule(exc.errors()[0], [path])
+    return None
+
+
+_ADAPTERS: dict[str, TypeAdapter] = {}
+
+
+def _adapter(path: str) -> TypeAdapter:
+    if path not in _ADAPTERS:
+        info = field_info(path)
+        _ADAPTERS[path] = TypeAdapter(Annotated[info.annotation, *info.metadata])
+    return _ADAPTERS[path]
+
+
 def read_fit(path: Path) -> dict:
-    """A fitted parameter file: [estimate] (applied), [interval90], [posterior] (draws and weights)."""
+    """A fitted parameter file: [fit] (how it was made), [estimate] (applied), [interval90] and [prior] (shown),
+    [posterior] (draws and weights). Every value is checked here, so that a mistake is named in this file."""
     fit = read_toml(path)
-    problems = []
-    if not isinstance(fit.get("estimate"), dict) or not fit["estimate"]:
+    problems: list[tuple[str, str]] = []
+    for table, value in fit.items():
+        if table not in FIT_TABLES:
+            problems.append((table, f"unknown table; a fitted parameter file has [{'], ['.join(FIT_TABLES)}]"
+                                    f"{_suggest(table, FIT_TABLES)}"))
+        elif not isinstance(value, dict):
+            problems.append((table, f"must be a table ([{table}] with key = value lines)"))
+    if problems:
+        raise ScenarioError(str(path), problems)
+    for key, value in fit.get("fit", {}).items():
+        kind = FIT_INFO.get(key)
+        if kind is None:
+            problems.append((f"fit.{key}", f"unknown key{_suggest(key, FIT_INFO)}"))
+        elif kind is int and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            problems.append((f"fit.{key}", f"must be a whole number of at least 0 (got {value!r})"))
+        elif kind is str and not isinstance(value, str):
+            problems.append((f"fit.{key}", f"must be a text in quotes (got {value!r})"))
+        elif kind is list and not (isinstance(value, list) and all(is_number(x) or x == "inf" for x in value)):
+            problems.append((f"fit.{key}", f"must be a list of numbers (or \"inf\") (got {value!r})"))
+    estimate = fit.get("estimate")
+    if not estimate:
         problems.append(("estimate", "a fitted parameter file needs an [estimate] table of key = value"))
+        estimate = {}
+    for key, value in estimate.items():
+        problem = _fitted_value_problem(key, value)
+        if problem:
+            problems.append((f"estimate.{key}", problem))
+    for table in ("interval90", "prior"):
+        for key, value in fit.get(table, {}).items():
+            if key not in estimate:
+                problems.append((f"{table}.{key}", f"unknown key: not a key of [estimate]{_suggest(key, estimate)}"))
+            elif not (isinstance(value, list) and len(value) == 2 and all(is_number(x) for x in value)):
+                problems.append((f"{table}.{key}", f"must be two numbers [low, high] (got {value!r})"))
     post = fit.get("posterior", {})
     if post:
-        weights = post.get("weights")
-        n = len(weights) if isinstance(weights, list) else -1
-        for key in fit.get("estimate", {}):
-            if not isinstance(post.get(key), list) or len(post[key]) != n:
-                problems.append((f"posterior.{key}", f"needs a list of {n} draws, one per weight"))
+        problems += _posterior_problems(post, estimate)
     if problems:
         raise ScenarioError(str(path), problems)
     return fit
+
+
+def _posterior_problems(post: dict, estimate: dict) -> list[tuple[str, str]]:
+    """The posterior sample: weights (finite, at least 0, not all 0), and for each estimated key as many valid
+    draws as there are weights."""
+    problems = [(f"posterior.{key}", f"unknown key: not weights or a key of [estimate]{_suggest(key, estimate)}")
+                for key in post if key != "weights" and key not in estimate]
+    weights = post.get("weights")
+    if not isinstance(weights, list) or not weights:
+        return problems + [("posterior.weights", "needs a list of weights, one per draw")]
+    bad = [w for w in weights if not is_number(w) or w < 0]
+    if bad:
+        return problems + [("posterior.weights", f"weights must be finite numbers of at least 0 (got {bad[0]!r})")]
+    if not sum(weights) > 0:
+        return problems + [("posterior.weights", "weights must not all be 0")]
+    n = len(weights)
+    for key in estimate:
+        draws = post.get(key)
+        if not isinstance(draws, list) or len(draws) != n:
+            got = f"{len(draws)}" if isinstance(draws, list) else "none"
+            problems.append((f"posterior.{key}", f"needs a list of {n} draws, one per weight (got {got})"))
+            continue
+        for i, value in enumerate(draws):
+            problem = _fitted_value_problem(key, value)
+            if problem:
+                problems.append((f"posterior.{key}", f"draw {i + 1}: {problem}"))
+                break
+    return problems
 
 
 class LoadedScenario:

@@ -168,6 +168,66 @@ def test_a_bad_value_the_fit_would_replace_is_still_an_error(tmp_path):
     assert "at most 1" in str(info.value)
 
 
+FITTED = DRAMMEN.parent.parent / "calibration" / "fitted"
+
+
+def _with_fit(tmp_path, old, new):
+    """A copy of drammen.toml naming a copy of its fit in which ``old`` is replaced by ``new`` (in [posterior]
+    if ``old`` starts with "posterior:")."""
+    fit = tmp_path / "fit.toml"
+    text = (FITTED / "drammen.toml").read_text(encoding="utf-8")
+    head, tail = (text.split("\n[posterior]\n") if old.startswith("posterior:") else (text, None))
+    old = old.removeprefix("posterior:")
+    where = head if tail is None else tail
+    assert old in where
+    where = where.replace(old, new, 1)
+    fit.write_text(where if tail is None else head + "\n[posterior]\n" + where, encoding="utf-8")
+    path = copy_drammen(tmp_path)
+    path.write_text(re.sub(r'^fitted = ".*"', 'fitted = "fit.toml"', path.read_text(encoding="utf-8"), flags=re.M),
+                    encoding="utf-8")
+    return path, fit
+
+
+def test_every_committed_fit_loads():
+    for f in sorted(FITTED.glob("*.toml")):
+        fit = sc.read_fit(f)
+        assert fit["estimate"] and len(fit["posterior"]["weights"]) == fit["fit"]["particles"]
+
+
+@pytest.mark.parametrize("old, new, key, rule", [
+    # an estimate that breaks the schema is the fit's mistake, not the scenario's
+    ('"programme.dropout_probability" = 0.', '"programme.dropout_probability" = 1.', "estimate.programme.dropout_probability",
+     "must be at most 1"),
+    ('"programme.dropout_probability" = 0.265005', '"programme.dropout_probability" = "x"',
+     "estimate.programme.dropout_probability", "must be a finite number (got 'x')"),
+    ('"programme.dropout_probability" = 0.265005', '"programme.dropout_probability" = nan',
+     "estimate.programme.dropout_probability", "must be a finite number"),
+    # a posterior lte run could not draw from
+    ("weights = [", "weights = [-1.0, ", "posterior.weights", "at least 0"),
+    ("weights = [", "weights = [nan, ", "posterior.weights", "finite"),
+    ("weights = [", "weights = [0.0, ", "posterior.programme.screening_rate_per_year@2010",
+     "needs a list of 151 draws, one per weight (got 150)"),
+    ("weights = [", "weights = [0.0]\nold = [", "posterior.old", "unknown key: not weights or a key of [estimate]"),
+    ("posterior:\"programme.dropout_probability\" = [", '"programme.dropout_probability" = [0.5, ',
+     "posterior.programme.dropout_probability", "needs a list of 150 draws, one per weight (got 151)"),
+    ("posterior:\"programme.dropout_probability\" = [0.", '"programme.dropout_probability" = [1.',
+     "posterior.programme.dropout_probability", "draw 1: must be at most 1"),
+    # tables and keys lte calibrate does not write
+    ("\n[posterior]\n", "\n[posterier]\n", "posterier", "unknown table; a fitted parameter file has [fit], [estimate]"),
+    ("\n[fit]\n", "\n[foo]\nx = 1\n[fit]\n", "foo", "unknown table"),
+    ("particles = 150", 'particles = "x"', "fit.particles", "must be a whole number"),
+    ("particles = 150", "particles = 150\nparticle = 150", "fit.particle", "unknown key; did you mean 'particles'"),
+    ("\n[interval90]\n", '\n[interval90]\n"programme.advisers" = [1, 2]\n', "interval90.programme.advisers",
+     "unknown key: not a key of [estimate]"),
+])
+def test_a_fitted_file_is_checked_and_named_in_its_errors(tmp_path, old, new, key, rule):
+    path, fit = _with_fit(tmp_path, old, new)
+    with pytest.raises(ScenarioError) as info:
+        sc.load(path)
+    assert str(info.value).startswith(f"{fit}: {key}: "), str(info.value)
+    assert rule in str(info.value), str(info.value)
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def _error(tmp_path, body):
     path = write_variant(tmp_path, body, "bad.toml")
