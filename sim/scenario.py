@@ -38,6 +38,8 @@ MAX_REPLICATIONS = 100_000  # replications of a scenario, a sweep or a command l
 MAX_COUNT_PER_YEAR = 1_000_000  # households or dwellings a year (a targets file's counts are held to it too)
 MAX_NOK_PER_YEAR = 1e12  # NOK a year (and a target's yearly sum)
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # a scenario's or a sweep's name: usable as a folder name
+NAME_RULE = "must be a short text usable as a folder name: letters A-Z, digits and _ . -, not starting with ."
+NAME_FROM_FILE = ".name from the file"  # (in a scenario's origins: its name is its file's, as it sets none)
 
 
 def F(default: Any = ..., *, unit: str, doc: str, kind: str = "fact", **constraints: Any) -> Any:
@@ -389,6 +391,13 @@ class Scenario(Section):
     calibration: Calibration = Calibration()
     sources: dict[str, str] = F(default_factory=dict, unit="text", doc="key path -> source or 'assumption: ...'")
 
+    @field_validator("name")
+    @classmethod
+    def _not_hidden(cls, value: str) -> str:
+        if value.startswith("."):  # (".." would be the output folder's parent)
+            raise ValueError(NAME_RULE)
+        return value
+
     @model_validator(mode="after")
     def _dated_cover_period(self) -> "Scenario":
         start = YearMonth.parse(self.period.start)
@@ -573,6 +582,8 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dic
         base, origins, base_files = load_raw(base_path, _chain + (resolved,))
         files = base_files + files
         base.pop("name", None)  # a variant names itself (or takes its file name)
+        origins.pop("name", None)
+        origins.pop(NAME_FROM_FILE, None)
         own_sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
         inherited = base.get("sources") if isinstance(base.get("sources"), dict) else {}
         own = data
@@ -587,7 +598,9 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dic
     else:
         for sub, _ in iter_leaves(data):
             origins[sub] = str(path)
-    data.setdefault("name", path.stem)
+    if "name" not in data:
+        data["name"] = path.stem
+        origins[NAME_FROM_FILE] = str(path)
     origins.setdefault("name", str(path))
     return data, origins, files
 
@@ -603,6 +616,9 @@ def validate(data: dict, origins: dict[str, str], default_file: str, computed: b
             loc = [str(x) for x in err["loc"]]
             key = ".".join(loc)
             rule = _rule(err, loc)
+            if loc == ["name"]:  # the rule in words, not a pattern
+                given = ", the file's name, as name is not set" if NAME_FROM_FILE in origins else ""
+                rule = f"{NAME_RULE} (got {err.get('input')!r}{given})"
             file = _origin(loc, origins, default_file)
             problems.setdefault(file, []).append((key, rule))
         files = list(problems)

@@ -193,8 +193,7 @@ def _settings(raw: dict, path: Path, base: sc.Scenario, problems: list) -> tuple
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not NAME.match(name) or name.startswith("."):
         given = "" if "name" in raw else ", the file's name, as name is not set"
-        problems.append(("name", f"must be a short text usable as a folder name: letters A-Z, digits and _ . -, "
-                                 f"not starting with . (got {name!r}{given})"))
+        problems.append(("name", f"{sc.NAME_RULE} (got {name!r}{given})"))
     if not isinstance(raw.get("description", ""), str):
         problems.append(("description", f"must be a text in quotes (got {raw['description']!r})"))
     return name, reps, seed

@@ -301,13 +301,33 @@ def _error(tmp_path, body):
     ("[frame]\ncarry_over = 1\n", "frame.carry_over", "expected true or false, got 1"),
     ("[stock]\ninitial_units = true\n", "stock.initial_units", "expected a number, got true"),
     ('[frame]\npriority = "biggest_first"\n', "frame.priority", "first_come"),
-    ('name = "two words"\n', "name", "pattern"),
+    ('name = "two words"\n', "name", "must be a short text usable as a folder name: letters A-Z, digits and _ . -"),
+    ('name = "Tromsø"\n', "name", "letters A-Z, digits and _ . -, not starting with . (got 'Tromsø')"),
+    ('name = ".."\n', "name", "not starting with ."),
 ])
 def test_errors_name_file_key_and_rule(tmp_path, body, key, rule):
     msg, path = _error(tmp_path, body)
     assert msg.startswith(f"{path}: {key}"), msg
     assert rule in msg, msg
     assert "Traceback" not in msg
+
+
+@pytest.mark.parametrize("file", ["tromsø.toml", "my variant.toml"])
+def test_a_variant_named_by_its_file_is_told_the_rule_for_names(tmp_path, file):
+    """A variant without a name takes its file's name: a name that breaks the rule is the variant's mistake (not
+    its base's), said in words."""
+    base = copy_drammen(tmp_path, "tiny.toml")
+    variant = tmp_path / file
+    variant.write_text('extends = "tiny.toml"\n', encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        sc.load(variant)
+    assert str(info.value) == (f"{variant}: name: must be a short text usable as a folder name: letters A-Z, digits "
+                               f"and _ . -, not starting with . (got {variant.stem!r}, the file's name, as name is "
+                               "not set)")
+    assert str(base) not in str(info.value)
+    # a file extending it and naming itself is fine
+    (tmp_path / "named.toml").write_text(f'extends = "{file}"\nname = "ok"\n', encoding="utf-8")
+    assert sc.load(tmp_path / "named.toml").scenario.name == "ok"
 
 
 def test_every_problem_is_listed_one_line_each(tmp_path):
