@@ -131,6 +131,9 @@ def load(path: str | Path) -> Sweep:
     if not_tables:
         raise ScenarioError(f, problems)  # (the checks below read them as tables)
 
+    for table in ("overrides", "levers", "uncertainties"):
+        _given_once(raw.get(table), table, problems)
+    _given_once(raw.get("design", {}).get("baseline"), "design.baseline", problems)
     levers = [_lever(f, k, v, problems) for k, v in _flatten_keys(raw.get("levers", {})).items()]
     uncertainties = [_uncertainty(f, k, v, base, problems)
                      for k, v in _flatten_keys(raw.get("uncertainties", {})).items()]
@@ -257,18 +260,37 @@ def _override_problem(key: str, rule: str, overrides: dict) -> tuple[str, str]:
     return "overrides", rule
 
 
-def _flatten_keys(table: dict, prefix: str = "") -> dict[str, Any]:
+def _flatten_keys(table: dict, prefix: str = "", twice: list | None = None, where: str = "",
+                  _spelt: dict | None = None, _section: str = "") -> dict[str, Any]:
     """Accept both ``"frame.yearly_nok" = 1`` and ``[frame] yearly_nok = 1`` forms: a table under a section's
-    name (``frame``) is read as its keys; a key's own table (a dated path, named values) is kept whole."""
-    out = {}
+    name (``frame``) is read as its keys; a key's own table (a dated path, named values) is kept whole. A key
+    given in both forms is kept once (the first) and, if ``twice`` is a list, added to it with its spellings
+    (``where``: the sweep file's table, for them)."""
+    out: dict[str, Any] = {}
+    spelt = {} if _spelt is None else _spelt
     leaves = sc.leaf_paths(sc.Scenario)
     for key, value in table.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and any(p.startswith(path + ".") for p in leaves):
-            out.update(_flatten_keys(value, path + "."))
-        else:
-            out[path] = value
+            for sub, v in _flatten_keys(value, path + ".", twice, where, spelt, path).items():
+                out.setdefault(sub, v)
+            continue
+        spelling = f"{key} in [{where}.{_section}]" if _section else f'"{key}" in [{where}]'
+        if path in spelt:
+            if twice is not None:
+                twice.append((path, f"given twice, as {spelt[path]} and as {spelling}: give it once"))
+            continue
+        spelt[path] = spelling
+        out[path] = value
     return out
+
+
+def _given_once(table: Any, where: str, problems: list) -> None:
+    """A key of a sweep table (levers, uncertainties, overrides) written in both forms is a mistake: reported."""
+    if isinstance(table, dict):
+        twice: list = []
+        _flatten_keys(table, twice=twice, where=where)
+        problems.extend((f"{where}.{key}", rule) for key, rule in twice)
 
 
 def _label(value: Any) -> str:

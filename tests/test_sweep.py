@@ -514,6 +514,30 @@ def test_nested_tables_are_dotted_keys(tmp_path):
         sw.load(nested)
 
 
+def test_a_key_given_in_both_forms_is_refused(tmp_path):
+    """"frame.earmark_lte_share" in [levers] and earmark_lte_share in [levers.frame] name the same lever: one of
+    the two would be dropped without a word; so in [overrides], [uncertainties] and design.baseline."""
+    path = tmp_path / "twice.toml"
+    path.write_text(f'base = "{DRAMMEN.as_posix()}"\nreplications = 1\n'
+                    '[overrides]\n"frame.carry_over" = true\n[overrides.frame]\ncarry_over = false\n'
+                    '[levers]\n"frame.earmark_lte_share" = [0.0, 0.5]\n[levers.frame]\nearmark_lte_share = [0.1, 0.2]\n'
+                    '[uncertainties]\n"market.income_index" = { scale = [0.9, 1.1] }\n'
+                    '[uncertainties.market]\nincome_index = { scale = [0.8, 1.2] }\n'
+                    '[design]\nbaseline = { "frame.earmark_lte_share" = 0.0, frame = { earmark_lte_share = 0.5 } }\n')
+    with pytest.raises(ScenarioError) as info:
+        sw.load(path)
+    lines = str(info.value).splitlines()
+    assert lines == [
+        f'{path}: overrides.frame.carry_over: given twice, as "frame.carry_over" in [overrides] and as carry_over in '
+        '[overrides.frame]: give it once',
+        f'{path}: levers.frame.earmark_lte_share: given twice, as "frame.earmark_lte_share" in [levers] and as '
+        'earmark_lte_share in [levers.frame]: give it once',
+        f'{path}: uncertainties.market.income_index: given twice, as "market.income_index" in [uncertainties] and as '
+        'income_index in [uncertainties.market]: give it once',
+        f'{path}: design.baseline.frame.earmark_lte_share: given twice, as "frame.earmark_lte_share" in '
+        '[design.baseline] and as earmark_lte_share in [design.baseline.frame]: give it once'], lines
+
+
 def test_a_rule_of_the_whole_scenario_is_named_under_the_override(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(f'base = "{DRAMMEN.as_posix()}"\n[overrides]\n"market.price_index" = {{2015 = 1.0}}\n')
