@@ -82,8 +82,12 @@ def parse_dated(value: float | dict) -> list[tuple[YearMonth, float]]:
     if not isinstance(value, dict) or not value:
         raise ValueError("expected a number or a non-empty table of date = number, e.g. {2011 = 1.0}")
     steps: list[tuple[YearMonth, float]] = []
+    seen: dict[YearMonth, str] = {}
     for key, v in value.items():
         when = YearMonth.parse(key)
+        if when in seen:
+            raise ValueError(f"the date {when} is given twice (as {seen[when]} and as {key}); give each date once")
+        seen[when] = str(key)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"value at {key} must be a number, got {v!r}")
         if not math.isfinite(v):

@@ -294,6 +294,8 @@ def _error(tmp_path, body):
     ('[period]\nstart = "2012-13"\n', "period.start", "month must be 01 to 12"),
     ('[frame]\nyearly_nok = {"2010-13" = 5}\n', "frame.yearly_nok", "month must be 01 to 12"),
     ('[stock]\ninitial_units = "many"\n', "stock.initial_units", "expected a number"),
+    ("[frame]\nyearly_nok = {2010 = 5e7, 2015 = 6e7, 2015-01 = 7e7}\n", "frame.yearly_nok",
+     "the date 2015-01 is given twice (as 2015 and as 2015-01); give each date once"),
     # a number or a yes/no written as text is refused, not read as 0.4 or true
     ('[stock]\nfamily_share = "0.4"\n', "stock.family_share", "expected a number, got the text '0.4'"),
     ('[programme]\nadvisers = "3"\n', "programme.advisers", "write it without quotes"),

@@ -1,5 +1,7 @@
 """Model time and dated parameters: parsing, 'each value holds until the next', resolution per month, dates."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -94,10 +96,21 @@ def test_bad_dated_values(bad):
 def test_out_of_order_dates_are_rejected_with_the_rule():
     with pytest.raises(ValueError, match="out of order"):
         parse_dated({"2012": 1, "2011": 2})
-    with pytest.raises(ValueError, match="out of order"):  # the same month twice is not increasing
-        parse_dated({"2012-03": 1, "2012-03 ": 2})
+    with pytest.raises(ValueError, match="out of order"):
+        parse_dated({"2012": 1, "2013": 2, "2012-06": 3})
     with pytest.raises(ValueError, match="out of order"):
         parse_dated({"2012-06": 1, "2012": 2})
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"2012-03": 1, "2012-03 ": 2}, "the date 2012-03 is given twice (as 2012-03 and as 2012-03 )"),
+    ({"2015": 0.3, "2015-01": 0.5}, "the date 2015-01 is given twice (as 2015 and as 2015-01)"),
+    ({"2011": 0.1, "2015-01": 0.3, "2016": 0.4, "2015": 0.5}, "the date 2015-01 is given twice (as 2015-01 and as 2015)"),
+])
+def test_a_date_given_twice_is_named_as_such(table, message):
+    """2015 and 2015-01 are the same month: "given twice", not "2015-01 comes after 2015-01"."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_dated(table)
 
 
 def test_iso_date():
