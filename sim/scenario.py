@@ -138,6 +138,14 @@ class Section(BaseModel):
                                                                    if isinstance(value, str) else ""))
         if annotation is bool and not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {value!r}")
+        if annotation is int and isinstance(value, float) and value.is_integer() and abs(value) >= 2**63:
+            # (pydantic would say it cannot parse it as an integer): the range the key allows
+            bounds = {name: getattr(m, name) for m in cls.model_fields[info.field_name].metadata
+                      for name in ("ge", "gt", "le", "lt") if getattr(m, name, None) is not None}
+            high = [f"at most {bounds['le']}"] if "le" in bounds else [f"below {bounds['lt']}"] if "lt" in bounds else []
+            low = [f"at least {bounds['ge']}"] if "ge" in bounds else [f"above {bounds['gt']}"] if "gt" in bounds else []
+            limit = (high if value > 0 else low) or ["a whole number of ordinary size"]
+            raise ValueError(f"must be {limit[0]} (got {value:g})")
         return value
 
 

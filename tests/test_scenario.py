@@ -294,6 +294,9 @@ def _error(tmp_path, body):
     ('[period]\nstart = "2012-13"\n', "period.start", "month must be 01 to 12"),
     ('[frame]\nyearly_nok = {"2010-13" = 5}\n', "frame.yearly_nok", "month must be 01 to 12"),
     ('[stock]\ninitial_units = "many"\n', "stock.initial_units", "expected a number"),
+    ("[stock]\ninitial_units = 1e308\n", "stock.initial_units", "must be at most 1000000 (got 1e+308)"),
+    ("[stock]\ninitial_units = -1e300\n", "stock.initial_units", "must be at least 1 (got -1e+300)"),
+    ("seed = 1e300\n", "seed", "must be a whole number of ordinary size (got 1e+300)"),
     ("[frame]\nyearly_nok = {2010 = 5e7, 2015 = 6e7, 2015-01 = 7e7}\n", "frame.yearly_nok",
      "the date 2015-01 is given twice (as 2015 and as 2015-01); give each date once"),
     # a number or a yes/no written as text is refused, not read as 0.4 or true
