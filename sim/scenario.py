@@ -343,7 +343,11 @@ class Calibration(Section):
     (``"programme.potential_share@2015"``).
     """
 
-    fitted: str = F("", unit="path", doc="fitted parameter file (relative to this file); its estimates replace the values here")
+    fitted: str = F("", unit="path", doc=(
+        "fitted parameter file (relative to this file); its estimates replace the values here. It is checked when "
+        "read: only the tables lte calibrate writes (`[fit]`, `[estimate]`, `[interval90]`, `[prior]`, `[posterior]`), "
+        "every estimate and posterior draw a value its key can take, the posterior's weights finite, not negative "
+        "and not all zero"))
     parameters: dict[str, list[float]] = F(default_factory=dict, unit="[low, high]",
                                            doc="free parameters and their uniform prior ranges")
 
@@ -383,7 +387,8 @@ class Calibration(Section):
 class Scenario(Section):
     """A whole scenario. ``sources`` maps a key path to its source or to 'assumption: why'."""
 
-    name: str = F(unit="text", doc="short name; used for the default output folder", min_length=1, pattern=NAME_PATTERN)
+    name: str = F(unit="text", doc="short name; used for the default output folder: letters A-Z, digits and `_ . -`, not starting with `.`",
+              min_length=1, pattern=NAME_PATTERN)
     description: str = F("", unit="text", doc="what this scenario is for")
     seed: int = F(1, unit="integer", doc="default seed for replications (the --seed flag overrides)", ge=0)
     replications: int = F(20, unit="runs", doc="default number of replications (--replications overrides)", ge=1, le=MAX_REPLICATIONS)
