@@ -276,7 +276,7 @@ def sensitivity(sweep_file: str, samples: int, out: str | None, overwrite: bool,
                 "sensitivity_of": spec.name, "sweep_file": sweep_file, "samples": samples, "seed": spec.seed,
                 "design_seed": spec.design_seed, "replications": spec.replications,
                 "uncertainties": [u.key for u in spec.uncertainties], "package_version": __version__,
-                "command": _command()})
+                "versions": outputs.library_versions(), "command": _command()})
     click.echo(f"{'outcome':18s} {'uncertainty':28s}   S1 (first order)   ST (total)")
     for row in table.itertuples():
         click.echo(f"{row.outcome:18s} {row.uncertainty:28s} {row.S1:6.2f}             {row.ST:6.2f}")

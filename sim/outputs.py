@@ -580,13 +580,19 @@ def run_tables(result) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def manifest(result, loaded, command: list[str], started: str, finished: str, extra: dict | None = None) -> dict:
-    """What produced a run: the resolved scenario, a hash of its files, seed, versions, command, times."""
+def library_versions() -> dict[str, str]:
+    """The versions of Python and of the libraries a run's numbers depend on, for a manifest."""
     import platform
 
     import scipy
     import simpy
 
+    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+            "simpy": simpy.__version__, "pandas": pd.__version__}
+
+
+def manifest(result, loaded, command: list[str], started: str, finished: str, extra: dict | None = None) -> dict:
+    """What produced a run: the resolved scenario, a hash of its files, seed, versions, command, times."""
     from sim import __version__
 
     data = {
@@ -597,8 +603,7 @@ def manifest(result, loaded, command: list[str], started: str, finished: str, ex
         "seed": result.seed,
         "replications": len(result.replications),
         "package_version": __version__,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-                     "simpy": simpy.__version__, "pandas": pd.__version__},
+        "versions": library_versions(),
         "command": command,
         "started": started,
         "finished": finished,

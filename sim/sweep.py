@@ -549,6 +549,7 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
                 "sweep_file_sha256": hashlib.sha256(sweep.file.read_bytes()).hexdigest(),
                 "spec_sha256": identity["spec_sha256"], "seed": sweep.seed, "replications": sweep.replications,
                 "points": len(sweep.points), "design": sweep.design, "package_version": __version__,
+                "versions": outputs.library_versions(),
                 # one period for every point (period keys are facts, which levers and uncertainties cannot take)
                 "period": sweep.points[0].scenario.period.model_dump(mode="json"),
                 "levers": [lv.key for lv in sweep.levers], "uncertainties": [u.key for u in sweep.uncertainties],

@@ -1,5 +1,7 @@
 """Sobol indices: the estimators recover known indices of an additive function; the command runs end to end."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,6 +59,9 @@ replications = 1
                                  str(tmp_path / "o"), "--overwrite"])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json", "notes.txt", "sensitivity.csv"]
+    # what produced the numbers: the libraries' versions too (the samples come from scipy)
+    assert set(json.loads((tmp_path / "o" / "manifest.json").read_text())["versions"]) == {
+        "python", "numpy", "scipy", "simpy", "pandas"}
     # the nb dialect, for Excel with Norwegian settings: the same numbers
     r = CliRunner().invoke(cli, ["sensitivity", str(sweep), "--samples", "4", "--workers", "1", "--out",
                                  str(tmp_path / "nb"), "--csv-dialect", "nb"])

@@ -353,7 +353,9 @@ def test_compare_refuses_a_sweep_point_and_a_run_over_different_months(reference
     """The sweep runs to 2013-06; a run to 2013-12 has the same years, but its last year and its whole-period
     totals cover six months more: not comparable (the sweep's manifest records the period all its points share)."""
     out, _ = reference
-    assert json.loads((out / "manifest.json").read_text())["period"]["end"] == "2013-06"
+    made = json.loads((out / "manifest.json").read_text())
+    assert made["period"]["end"] == "2013-06"
+    assert set(made["versions"]) == {"python", "numpy", "scipy", "simpy", "pandas"}  # as lte run's manifest
     longer = write_variant(tmp_path, '[period]\nend = "2013-12"\n')
     r = CliRunner().invoke(cli, ["run", str(longer), "-n", "2", "--seed", "3", "--parameter-draws", "0",
                                  "--out", str(tmp_path / "run")])
