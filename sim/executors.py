@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -31,7 +32,11 @@ class InProcess:
 
 def _exit_with(parent: int) -> None:
     """In a pool's worker: exit if the process that started the pool is gone. Killed outright (kill -9) it has no
-    chance to stop its pool, and the workers would wait for work for ever."""
+    chance to stop its pool, and the workers would wait for work for ever. A worker forked from the command line
+    inherits its SIGTERM handler (see ``sim.cli``); the pool stops its workers with SIGTERM when one of them dies,
+    so they get the default back, to end at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)

@@ -96,7 +96,11 @@ def locked_dir(path: str | Path, overwrite: bool = False, allow_existing: bool =
             raise OutputError(f"{path}: output folder is not empty; choose another --out or pass --overwrite")
         yield path
     finally:
-        lock.unlink(missing_ok=True)  # (before the file is closed and its lock let go: see _lock)
+        try:  # (removed before the file is closed and its lock let go: see _lock), if it is still this run's
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                lock.unlink()
+        except FileNotFoundError:
+            pass
         os.close(fd)
         _remove_empty(created)
 
@@ -106,7 +110,16 @@ def _lock(lock: Path, folder: Path) -> int:
     process ends, however it ends, so a killed run leaves nothing that blocks the next. Returns the open file."""
     while True:
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+            fd, made = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644), True
+        except FileExistsError:
+            fd, made = None, False
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot write to the output folder ({exc.strerror})") from None
+        try:
+            if fd is None:
+                fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:  # its holder removed it just now: try again
+            continue
         except OSError as exc:
             raise OutputError(f"{folder}: cannot write to the output folder ({exc.strerror})") from None
         try:
@@ -117,8 +130,12 @@ def _lock(lock: Path, folder: Path) -> int:
             who = f" (process {holder[1]} on {holder[0]})" if holder else ""
             raise OutputError(f"{folder}: output folder is in use by another run{who}; wait for it to finish") \
                 from None
-        except OSError as exc:
+        except OSError as exc:  # a file system without file locks (a network disk without its lock service)
             os.close(fd)
+            if made:
+                lock.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return _lock_by_name(lock, folder)
             raise OutputError(f"{folder}: cannot lock the output folder ({exc.strerror})") from None
         try:
             ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
@@ -159,16 +176,29 @@ def _lock_by_name(lock: Path, folder: Path) -> int:
 
 
 def _remove_unfinished(folder: Path) -> None:
-    """Remove the files a killed lte command left under their temporary names in ``folder`` and its result
-    folders (a killed process cannot clean up after itself). Called with the folder's lock held, so no live
-    command is writing them; only lte's own temporary names are touched."""
+    """Remove the files a killed lte command left under their temporary names (``.yearly.csv.tmp-PID``) in
+    ``folder`` and its result folders: a killed process cannot clean up after itself. Only files of lte's own
+    temporary names whose process is gone, and only in a folder of lte's results (with a manifest.json or
+    sweep.json) or one that holds nothing else (a new folder whose first run was killed): never a file of the
+    user's, nor one that a live command (``lte compare --out``, which takes no lock) is still writing."""
     places = [(folder, RESULT_FILES)] + [(folder / name, patterns) for name, patterns in RESULT_FOLDERS.items()]
+    stale = []
     for place, patterns in places:
         if not place.is_dir() or place.is_symlink():
             continue
-        for path in place.glob(".*.tmp-*"):
-            if any(fnmatch(path.name, f".{pattern}.tmp-*") for pattern in patterns) and path.is_file():
-                path.unlink(missing_ok=True)
+        stale += [path for path in place.glob(".*.tmp-*") if _is_unfinished(path.name, patterns) and path.is_file()]
+    if not stale:
+        return
+    if not _is_output_folder(folder):
+        others = [p for p in folder.iterdir() if p.name != LOCK_NAME and p not in stale
+                  and not (p.name in RESULT_FOLDERS and p.is_dir() and all(q in stale for q in p.iterdir()))]
+        if others:
+            return
+    for path in stale:
+        path.unlink(missing_ok=True)
+    for name in RESULT_FOLDERS:  # a result folder that held only those
+        if (folder / name).is_dir() and not (folder / name).is_symlink():
+            _remove_empty([folder / name])
 
 
 def remove_empty_folder(folder: Path) -> None:
@@ -186,8 +216,16 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _is_result_name(name: str, patterns: Iterable[str]) -> bool:
-    """A result's name, or the temporary name it has while it is written (see :class:`AtomicWriter`)."""
-    return any(fnmatch(name, pattern) or fnmatch(name, f".{pattern}.tmp-*") for pattern in patterns)
+    """A result's name, or the temporary name it had while a command now gone wrote it (see :func:`_is_unfinished`)."""
+    return any(fnmatch(name, pattern) for pattern in patterns) or _is_unfinished(name, patterns)
+
+
+def _is_unfinished(name: str, patterns: Iterable[str]) -> bool:
+    """The temporary name of a result (:class:`AtomicWriter`: ``.yearly.csv.tmp-PID``) whose process is gone. (One
+    whose process lives is still being written: ``lte compare --out`` writes without the folder's lock.)"""
+    pid = name.rpartition(".tmp-")[2]
+    return (pid.isdigit() and any(fnmatch(name, f".{pattern}.tmp-*") for pattern in patterns)
+            and not _pid_alive(int(pid)))
 
 
 def remove_results(folder: Path, keep: Iterable[str] = ()) -> None:
@@ -463,7 +501,7 @@ def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] 
         raise UserError(f"{path}: not a table written by lte (it holds binary data, not text); run it again")
     if not data.strip():
         raise UserError(f"{damaged} (the file is empty); run it again")
-    if not data.endswith(b"\n"):
+    if not data.endswith((b"\n", b"\r")):  # (lte and Excel end every line, the last too; old Macs with \r)
         raise UserError(f"{damaged} (its last line is cut short: the file does not end with a line break); "
                         "run it again")
     try:
@@ -481,7 +519,7 @@ def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] 
         raise UserError(f"{path}: not a table written by lte (it lacks the column{'s' if len(missing) > 1 else ''} "
                         f"{_names(missing, 'and')}); run it again")
     text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
-    reader = csv.reader(io.StringIO(text), delimiter=";" if dialect == "nb" else ",")
+    reader = csv.reader(io.StringIO(text, newline=None), delimiter=";" if dialect == "nb" else ",")
     width = None
     try:
         for row in reader:

@@ -353,18 +353,36 @@ def test_folder_in_use_is_refused(tmp_path, short_file):
 def test_what_a_killed_run_left_is_no_obstacle(tmp_path, short_file, left):
     """A killed run leaves its lock file (naming a process that is gone, or another one that now has its number,
     or nothing if it died at once) and files under temporary names: the next run into the folder goes ahead, and
-    what was left unfinished is removed."""
+    what was left unfinished is removed, in a new folder (nothing else in it) as in a folder of results."""
     out = tmp_path / "out"
     (out / "runs").mkdir(parents=True)
     (out / ".lte.lock").write_text(left)
     (out / ".monthly.csv.tmp-999999999").write_text("replication,month\n0,20")  # cut short
     (out / "runs" / ".0a1b.yearly.csv.tmp-999999999").write_text("")
-    (out / ".notes.txt.tmp-1").write_text("mine")  # not lte's: left alone
-    r = invoke("run", short_file, "-n", 1, "--out", out, "--overwrite")
+    r = invoke("run", short_file, "-n", 1, "--out", out)  # (not "not empty": what is there is a dead run's)
     assert r.exit_code == 0, r.output
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
-    assert not [n for n in names if "tmp" in n and n != ".notes.txt.tmp-1"] and ".lte.lock" not in names, names
-    assert "monthly.csv" in names
+    assert not [n for n in names if "tmp" in n] and ".lte.lock" not in names and "monthly.csv" in names, names
+    # in a folder of results: a dead run's temporary files go; the user's own, and a live command's, stay
+    (out / ".summary.csv.tmp-999999999").write_text("cut")
+    (out / ".notes.txt.tmp-1").write_text("mine")  # not a name of lte's
+    (out / ".summary.csv.tmp-draft").write_text("mine")  # no process id
+    (out / ".budget.csv.tmp-1").write_text("being written")  # by a live process (as by lte compare --out)
+    r = invoke("run", short_file, "-n", 1, "--out", out, "--overwrite")
+    assert r.exit_code == 0, r.output
+    left_over = sorted(p.name for p in out.glob(".*tmp*"))
+    assert left_over == sorted([".notes.txt.tmp-1", ".summary.csv.tmp-draft", ".budget.csv.tmp-1"])
+
+
+def test_a_users_folder_keeps_files_that_look_like_a_dead_runs(tmp_path, short_file):
+    """In a folder that is not lte's (a file of the user's in it), nothing is removed, whatever its names: the run
+    is refused as the folder is not empty."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / ".summary.csv.tmp-999999999").write_text("mine too")
+    _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out), "output folder is not empty")
+    assert sorted(p.name for p in out.iterdir()) == [".summary.csv.tmp-999999999", "notes.txt"]
 
 
 def test_a_folder_has_one_holder_at_a_time(tmp_path):
@@ -382,6 +400,35 @@ def test_a_folder_has_one_holder_at_a_time(tmp_path):
         assert "in use by another run" in other.stdout
     other = subprocess.run([sys.executable, "-c", probe, str(out)], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == "held"
+
+
+def test_a_file_system_without_file_locks_falls_back_to_the_process_check(tmp_path, short_file, monkeypatch):
+    """On a network disk without its lock service flock fails (ENOLCK): the folder is held by the lock file's
+    process instead, as where the system has no file locks, and nothing is left behind."""
+    import errno
+
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "deep" / "out"
+    assert invoke("run", short_file, "-n", 1, "--out", out).exit_code == 0
+    assert not (out / ".lte.lock").exists() and (out / "monthly.csv").exists()
+    with locked_dir(out, allow_existing=True):
+        _assert_user_error(invoke("run", short_file, "-n", 1, "--out", out, "--overwrite"), "in use")
+    assert not (out / ".lte.lock").exists()
+
+
+def test_a_run_removes_only_its_own_lock_file(tmp_path):
+    """A lock file removed while its run lasts (by hand) and made again by another run is that run's: the first
+    run, ending, leaves it in place."""
+    out = tmp_path / "out"
+    with locked_dir(out, allow_existing=True):
+        (out / ".lte.lock").unlink()
+        (out / ".lte.lock").write_text("another run\n")
+    assert (out / ".lte.lock").read_text() == "another run\n"
 
 
 def test_a_terminated_run_cleans_up_as_after_ctrl_c(tmp_path, short_file):

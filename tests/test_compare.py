@@ -263,3 +263,13 @@ def test_compare_refuses_an_incomplete_or_cut_yearly_table(two_runs, tmp_path, d
     for a, b in ((broken, same), (same, broken)):
         _refused(CliRunner().invoke(cli, ["compare", str(a), str(b)]), broken, fragment)
     assert CliRunner().invoke(cli, ["compare", str(same), str(two_runs / "small")]).exit_code == 0
+
+
+def test_a_table_saved_with_old_mac_line_endings_is_read(two_runs, tmp_path):
+    """Excel's "CSV (Macintosh)" ends lines with a carriage return alone: the table reads as any other (compared
+    with the run it was copied from, every difference is zero)."""
+    mac = _copy(two_runs / "small", tmp_path / "mac")
+    (mac / "yearly.csv").write_bytes((mac / "yearly.csv").read_bytes().replace(b"\n", b"\r"))
+    r = CliRunner().invoke(cli, ["compare", str(mac), str(two_runs / "small")])
+    assert r.exit_code == 0, r.output
+    assert "A-B            0.0" in r.output

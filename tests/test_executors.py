@@ -1,6 +1,7 @@
 """Executors only decide where a task runs: same results everywhere, errors come back, bad addresses are user errors."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,10 @@ from sim.executors import Dask, InProcess, ProcessPool, make_executor
 def square(task):
     key, x = task
     return key, x * x, os.getpid()
+
+
+def terminates_by_default(task):
+    return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def fail_on_three(task):
@@ -101,3 +106,17 @@ def test_workers_exit_when_the_process_that_started_them_is_killed(tmp_path):
     while any(map(running, workers)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(map(running, workers))
+
+
+def test_pool_workers_end_at_sigterm_whatever_their_parent_does():
+    """The command line turns SIGTERM into an interruption (sim.cli); a forked pool worker must not inherit that,
+    or a pool that stops its workers with SIGTERM (when one of them dies) would wait for them for ever."""
+    from sim.cli import _terminated
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    pool = ProcessPool(2)
+    try:
+        assert all(pool.map_unordered(terminates_by_default, range(4)))
+    finally:
+        pool.close()
+        signal.signal(signal.SIGTERM, previous)

@@ -160,8 +160,8 @@ def test_tidy_numbers_by_hand():
 
 def test_remove_results_removes_what_lte_wrote_and_nothing_else(tmp_path):
     folder, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
-    files = ("monthly.csv", "yearly.csv", ".events.csv.tmp-99", ".lte.lock", "notes.txt", "runs/0a1b.yearly.csv",
-             "runs/.0a1b.loans.csv.tmp-7", "runs/mine.txt", "old/report.html")
+    files = ("monthly.csv", "yearly.csv", ".events.csv.tmp-999999999", ".lte.lock", "notes.txt", "runs/0a1b.yearly.csv",
+             "runs/.0a1b.loans.csv.tmp-999999998", "runs/mine.txt", "old/report.html")
     for path in files:
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_text("x")

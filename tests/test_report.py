@@ -176,7 +176,8 @@ def _drop_last(path):
     (lambda f: _manifest(f, scenario={"name": "x"}), "its files are damaged or were not written by this version"),
     (lambda f: _column(f / "yearly.csv", "new_owners_municipal", "many"), "its files are damaged"),
     # binary data that Python's csv module cannot split into lines, with and without NUL bytes
-    (lambda f: (f / "budget.csv").write_bytes(b"year,a\n20\r10,1\n"), "budget.csv: not a readable table"),
+    (lambda f: (f / "budget.csv").write_bytes(b"year,a\n20\r10,1\n"),
+     "budget.csv: damaged or incomplete (line 2 has 1 fields"),
     (lambda f: (f / "budget.csv").write_bytes(bytes(range(256)) * 8), "budget.csv: not a table written by lte (it "
                                                                       "holds binary data"),
     (lambda f: _cut(f / "yearly.csv", 2), "yearly.csv: not a table written by lte (it lacks the columns "),
