@@ -62,6 +62,9 @@ class ProcessPool:
         try:
             for fut in cf.as_completed(futures):
                 yield fut.result()
+        except cf.process.BrokenProcessPool:
+            raise UserError("a worker process ended abruptly (killed, or out of memory); what was finished is kept: "
+                            "run the same command again to go on") from None
         finally:
             for fut in futures:
                 fut.cancel()

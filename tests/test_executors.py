@@ -22,6 +22,13 @@ def terminates_by_default(task):
     return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def die_on_two(task):
+    if task == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the system's out-of-memory killer does
+    time.sleep(0.2)
+    return task
+
+
 def fail_on_three(task):
     if task == 3:
         raise ValueError("task 3 failed")
@@ -120,3 +127,20 @@ def test_pool_workers_end_at_sigterm_whatever_their_parent_does():
     finally:
         pool.close()
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_worker_killed_mid_sweep_is_one_message_and_no_hang():
+    """A worker killed outright (out of memory) breaks the pool: the caller gets one message saying what is kept
+    and how to go on, at once (the other workers end at the pool's SIGTERM, whatever the command line's handler)."""
+    from sim.cli import _terminated
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    pool = ProcessPool(2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(UserError, match="a worker process ended abruptly .* run the same command again"):
+            list(pool.map_unordered(die_on_two, range(8)))
+    finally:
+        pool.close()
+        signal.signal(signal.SIGTERM, previous)
+    assert time.monotonic() - started < 30
