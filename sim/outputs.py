@@ -316,16 +316,21 @@ class AtomicWriter:
         return tmp, final
 
     def table(self, name: str, df: pd.DataFrame, dialect: str = "plain") -> None:
-        tmp, _ = self._tmp(name)
-        write_csv(df, tmp, dialect)
+        self._write(name, lambda tmp: write_csv(df, tmp, dialect))
 
     def json(self, name: str, data: dict) -> None:
-        tmp, _ = self._tmp(name)
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+        self._write(name, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def bytes(self, name: str, data: bytes) -> None:
-        tmp, _ = self._tmp(name)
-        tmp.write_bytes(data)
+        self._write(name, lambda tmp: tmp.write_bytes(data))
+
+    def _write(self, name: str, write) -> None:
+        tmp, final = self._tmp(name)
+        try:
+            write(tmp)
+        except OSError as exc:  # a full disk says nothing of where: the message names the file
+            raise OutputError(f"{final}: cannot write the file ({exc.strerror or exc})") from None
 
     def commit(self) -> list[Path]:
         # whatever would stop a rename (a folder where a result goes) stops them all, before the first: never a

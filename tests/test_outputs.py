@@ -122,6 +122,25 @@ def test_atomic_writer_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_is_named_by_the_file_it_stopped(tmp_path, monkeypatch):
+    """The system's message for a full disk names no file: the error names the result being written, and nothing
+    is left, the files already written under temporary names neither."""
+    import errno
+
+    def full(df, path, dialect):
+        path.write_bytes(b"replication,")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with outputs.AtomicWriter(tmp_path) as w:
+        w.json("manifest.json", {"a": 1})
+    monkeypatch.setattr(outputs, "write_csv", full)
+    with pytest.raises(outputs.OutputError, match=r"yearly\.csv: cannot write the file \(No space left on device\)"):
+        with outputs.AtomicWriter(tmp_path) as w:
+            w.json("points.json", {"a": 1})
+            w.table("yearly.csv", pd.DataFrame({"x": [1]}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
 def test_a_folder_in_the_way_stops_every_file_before_the_first(tmp_path):
     """A folder where one result goes (yearly.csv) stops the commit before any file is renamed into place: the
     earlier results stay whole and consistent, no temporary file is left, and the message names the result."""
