@@ -63,8 +63,8 @@ class ProcessPool:
             for fut in cf.as_completed(futures):
                 yield fut.result()
         except cf.process.BrokenProcessPool:
-            raise UserError("a worker process ended abruptly (killed, or out of memory); what was finished is kept: "
-                            "run the same command again to go on") from None
+            raise UserError("a worker process ended abruptly (killed, or out of memory); run the same command again "
+                            "(a sweep goes on from the runs it finished)") from None
         finally:
             for fut in futures:
                 fut.cancel()

@@ -224,8 +224,8 @@ def _is_unfinished(name: str, patterns: Iterable[str]) -> bool:
     """The temporary name of a result (:class:`AtomicWriter`: ``.yearly.csv.tmp-PID``) whose process is gone. (One
     whose process lives is still being written: ``lte compare --out`` writes without the folder's lock.)"""
     pid = name.rpartition(".tmp-")[2]
-    return (pid.isdigit() and any(fnmatch(name, f".{pattern}.tmp-*") for pattern in patterns)
-            and not _pid_alive(int(pid)))
+    return (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2 ** 31  # (else not a process id: not lte's)
+            and any(fnmatch(name, f".{pattern}.tmp-*") for pattern in patterns) and not _pid_alive(int(pid)))
 
 
 def remove_results(folder: Path, keep: Iterable[str] = ()) -> None:
@@ -288,7 +288,7 @@ def write_table_file(path: str | Path, df: pd.DataFrame, dialect: str = "plain",
         # device (/dev/full) or a link itself, rather than write into it
         raise OutputError(f"{path}: --out: not a plain file; name a new file or an existing ordinary one")
     try:
-        with AtomicWriter(folder) as w:
+        with locked_dir(folder, allow_existing=True), AtomicWriter(folder) as w:  # (not beside a run writing there)
             w.table(path.name, df, dialect)
     except OSError as exc:
         raise OutputError(f"{path}: --out: cannot write the file ({exc.strerror})") from None

@@ -374,6 +374,19 @@ def test_what_a_killed_run_left_is_no_obstacle(tmp_path, short_file, left):
     assert left_over == sorted([".notes.txt.tmp-1", ".summary.csv.tmp-draft", ".budget.csv.tmp-1"])
 
 
+def test_names_that_only_look_like_a_process_id_are_left_alone(tmp_path, short_file):
+    """A hidden file of the user's named like lte's unfinished files but with a date or another digit after .tmp-
+    is not lte's: it stays, and the command runs (it ended in a traceback: no such process id)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    names = (".yearly.csv.tmp-20240101120000", ".yearly.csv.tmp-4294967296", ".summary.csv.tmp-\u00b2")
+    for name in names:
+        (out / name).write_text("mine")
+    r = invoke("run", short_file, "-n", 1, "--out", out, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert all((out / name).exists() for name in names)
+
+
 def test_a_users_folder_keeps_files_that_look_like_a_dead_runs(tmp_path, short_file):
     """In a folder that is not lte's (a file of the user's in it), nothing is removed, whatever its names: the run
     is refused as the folder is not empty."""

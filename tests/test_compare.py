@@ -273,3 +273,19 @@ def test_a_table_saved_with_old_mac_line_endings_is_read(two_runs, tmp_path):
     r = CliRunner().invoke(cli, ["compare", str(mac), str(two_runs / "small")])
     assert r.exit_code == 0, r.output
     assert "A-B            0.0" in r.output
+
+
+def test_compare_out_waits_for_no_run_in_the_folder(two_runs, tmp_path):
+    """A folder a run is writing into (its lock held) is refused for --out: the run would put its own yearly.csv
+    over the comparison a moment later."""
+    from sim.outputs import locked_dir
+
+    busy = tmp_path / "busy"
+    with locked_dir(busy):
+        r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "big"),
+                                     "--out", str(busy / "yearly.csv")])
+        assert r.exit_code == 2 and "in use by another run" in r.output, r.output
+        assert sorted(p.name for p in busy.iterdir()) == [".lte.lock"]
+    r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "big"),
+                                 "--out", str(tmp_path / "free.csv")])
+    assert r.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["free.csv"], r.output
