@@ -385,7 +385,8 @@ class Model:
         self.frame = Frame(self.env, f.earmark_lte_share, f.priority, f.carry_over)
         self._next_dwelling_id = 0
         # the actions of timed calls, bound once: a bound method made for each call would be another object to
-        # allocate, keep for years and fetch from memory when the call fires (freed in _close: each holds the model)
+        # allocate, keep for years and fetch from memory when the call fires (the model's own are freed in _close:
+        # each holds the model)
         self._on_relet = self._relet
         self._on_exit = self._exit_other_route
         self._on_refer = self._refer

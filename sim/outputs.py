@@ -180,7 +180,7 @@ def _remove_unfinished(folder: Path) -> None:
     ``folder`` and its result folders: a killed process cannot clean up after itself. Only files of lte's own
     temporary names whose process is gone, and only in a folder of lte's results (with a manifest.json or
     sweep.json) or one that holds nothing else (a new folder whose first run was killed): never a file of the
-    user's, nor one that a live command (``lte compare --out``, which takes no lock) is still writing."""
+    user's, nor one that a live process is still writing."""
     places = [(folder, RESULT_FILES)] + [(folder / name, patterns) for name, patterns in RESULT_FOLDERS.items()]
     stale = []
     for place, patterns in places:
@@ -222,7 +222,7 @@ def _is_result_name(name: str, patterns: Iterable[str]) -> bool:
 
 def _is_unfinished(name: str, patterns: Iterable[str]) -> bool:
     """The temporary name of a result (:class:`AtomicWriter`: ``.yearly.csv.tmp-PID``) whose process is gone. (One
-    whose process lives is still being written: ``lte compare --out`` writes without the folder's lock.)"""
+    whose process lives may still be being written, and a name without a process id is not lte's.)"""
     pid = name.rpartition(".tmp-")[2]
     return (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2 ** 31  # (else not a process id: not lte's)
             and any(fnmatch(name, f".{pattern}.tmp-*") for pattern in patterns) and not _pid_alive(int(pid)))
@@ -509,12 +509,15 @@ def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] 
     if not data.endswith((b"\n", b"\r")):  # (lte and Excel end every line, the last too; old Macs with \r)
         raise UserError(f"{damaged} (its last line is cut short: the file does not end with a line break); "
                         "run it again")
+    def unreadable(exc: csv.Error) -> UserError:  # (its message's advice is for programmers)
+        return UserError(f"{path}: not a readable table ({str(exc).split(' - ')[0]}); run it again")
+
     try:
         table, dialect = read_any_csv(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot be read as a table written by lte ({exc}); run it again") from None
-    except csv.Error as exc:  # (its message's advice is for programmers)
-        raise UserError(f"{path}: not a readable table ({str(exc).split(' - ')[0]}); run it again") from None
+    except csv.Error as exc:
+        raise unreadable(exc) from None
     table = unguard_formulas(table)
     missing = [c for c in columns if c not in table.columns]
     if missing:
@@ -533,8 +536,8 @@ def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] 
             elif row and len(row) != width:
                 raise UserError(f"{damaged} (line {reader.line_num} has {len(row)} fields, its header {width}"
                                 + (": cut short" if len(row) < width else "") + "); run it again")
-    except csv.Error as exc:  # (its message's advice is for programmers)
-        raise UserError(f"{path}: not a readable table ({str(exc).split(' - ')[0]}); run it again") from None
+    except csv.Error as exc:
+        raise unreadable(exc) from None
     if table.empty:
         raise UserError(f"{damaged} (it has no rows); run it again")
     for c in KEY_COLUMNS:

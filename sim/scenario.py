@@ -387,8 +387,8 @@ class Calibration(Section):
 class Scenario(Section):
     """A whole scenario. ``sources`` maps a key path to its source or to 'assumption: why'."""
 
-    name: str = F(unit="text", doc="short name; used for the default output folder: letters A-Z, digits and `_ . -`, not starting with `.`",
-              min_length=1, pattern=NAME_PATTERN)
+    name: str = F(unit="text", doc=("short name; used for the default output folder: letters A-Z, digits and "
+                                    "`_ . -`, not starting with `.`"), min_length=1, pattern=NAME_PATTERN)
     description: str = F("", unit="text", doc="what this scenario is for")
     seed: int = F(1, unit="integer", doc="default seed for replications (the --seed flag overrides)", ge=0)
     replications: int = F(20, unit="runs", doc="default number of replications (--replications overrides)", ge=1, le=MAX_REPLICATIONS)
