@@ -37,7 +37,8 @@ MAX_YEARS = 100  # the longest period a scenario may run
 MAX_REPLICATIONS = 100_000  # replications of a scenario, a sweep or a command line
 MAX_COUNT_PER_YEAR = 1_000_000  # households or dwellings a year (a targets file's counts are held to it too)
 MAX_NOK_PER_YEAR = 1e12  # NOK a year (and a target's yearly sum)
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # a scenario's or a sweep's name: usable as a folder name
+# a scenario's or a sweep's name: usable as a folder name, and not a hidden one (".." would be its parent)
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
 NAME_RULE = "must be a short text usable as a folder name: letters A-Z, digits and _ . -, not starting with ."
 NAME_FROM_FILE = ".name from the file"  # (in a scenario's origins: its name is its file's, as it sets none)
 
@@ -403,13 +404,6 @@ class Scenario(Section):
     other_borrowers: OtherBorrowers
     calibration: Calibration = Calibration()
     sources: dict[str, str] = F(default_factory=dict, unit="text", doc="key path -> source or 'assumption: ...'")
-
-    @field_validator("name")
-    @classmethod
-    def _not_hidden(cls, value: str) -> str:
-        if value.startswith("."):  # (".." would be the output folder's parent)
-            raise ValueError(NAME_RULE)
-        return value
 
     @model_validator(mode="after")
     def _dated_cover_period(self) -> "Scenario":

@@ -194,7 +194,7 @@ def _settings(raw: dict, path: Path, base: sc.Scenario, problems: list) -> tuple
     if not _whole(seed, 0, math.inf):
         problems.append(("seed", f"must be a whole number of at least 0 (got {seed!r})"))
     name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not NAME.match(name) or name.startswith("."):
+    if not isinstance(name, str) or not NAME.match(name):
         given = "" if "name" in raw else ", the file's name, as name is not set"
         problems.append(("name", f"{sc.NAME_RULE} (got {name!r}{given})"))
     if not isinstance(raw.get("description", ""), str):
