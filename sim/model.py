@@ -27,6 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 import simpy
 from scipy import special
+from scipy.special import cython_special
 
 from sim import lending
 from sim.frame import Frame
@@ -497,8 +498,10 @@ class Model:
 
     def _advice_months(self, u: float) -> float:
         """An advice duration (months) from a uniform: gamma with the scenario's mean and coefficient of variation.
-        Computed when an attempt starts, since most households never start one."""
-        return float(special.gammaincinv(self._advice_shape, u)) * self._advice_scale
+        Computed when an attempt starts, since most households never start one. (``cython_special`` has the same
+        functions as ``scipy.special``, with the same results, for one number at a time: no array machinery, and a
+        float back rather than a numpy scalar.)"""
+        return cython_special.gammaincinv(self._advice_shape, u) * self._advice_scale
 
     def _arrival_times(self, per_year: np.ndarray, stream: str, t0: float = 0.0) -> np.ndarray:
         """A Poisson process with a rate that changes by month: counts per month, times within it."""
@@ -569,7 +572,8 @@ class Model:
         p, f = self.p, self.s.frame
         # one uniform per year and calendar month, whatever the rounds: a round's cut depends on its month alone,
         # so two frame designs compared share the luck of every month they both have a round in
-        cuts = self.rng["frame_rounds"].random((p.n // 12 + 2, 12))
+        # (as lists of floats: a numpy number would pass into the frame's pots and slow every sum with them)
+        cuts = self.rng["frame_rounds"].random((p.n // 12 + 2, 12)).tolist()
         for m in range(p.n):
             self.this_month = m
             self.flows_now = self._months[m]
@@ -595,7 +599,7 @@ class Model:
                 self.tilskudd_left = p.tilskudd_budget[m]
             for rnd in f.rounds:
                 if rnd.month == ym.month:
-                    cut = cuts[year_no, rnd.month - 1] * rnd.cut_max_share
+                    cut = cuts[year_no][rnd.month - 1] * rnd.cut_max_share
                     amount = p.frame_yearly[m] * rnd.share * (1.0 - cut)
                     self.flows_now.frame_granted_nok += amount
                     self.frame.add(amount)
@@ -858,7 +862,7 @@ class Model:
             return hh.dwelling.value0_nok * self.p.price_index[m]
         mk = self.s.market
         base = mk.private_price_family_nok if hh.children > 0 else mk.private_price_small_nok
-        return base * self.p.price_index[m] * math.exp(mk.price_sigma_log * special.ndtri(u_price))
+        return base * self.p.price_index[m] * math.exp(mk.price_sigma_log * cython_special.ndtri(u_price))
 
     def _finance(self, hh: Household, price: float) -> lending.Financing:
         s, p = self.s, self.p

@@ -699,3 +699,16 @@ def test_every_purpose_has_a_random_stream_of_its_own():
     assert list(first) == list(STREAMS) and len(set(first.values())) == len(STREAMS)
     following = [g.random() for g in streams_for(1, 1).values()]
     assert not set(following) & set(first.values())
+
+
+def test_one_number_special_functions_match_scipy_special():
+    """The model maps a household's uniform through scipy's cython_special one number at a time (an advice
+    duration, a private price); its results must be scipy.special's, to the last bit, or results would depend on
+    which of the two a version of the model used."""
+    from scipy import special
+    from scipy.special import cython_special
+
+    u = np.random.default_rng(5).random(20_000)
+    for shape in (0.5, 1.0, 2.7, 11.1):
+        assert [cython_special.gammaincinv(shape, x) for x in u.tolist()] == special.gammaincinv(shape, u).tolist()
+    assert [cython_special.ndtri(x) for x in u.tolist()] == special.ndtri(u).tolist()
