@@ -52,11 +52,13 @@ def floating_annuity_balance(principal_nok: float, monthly_rates: Iterable[float
     (fractions a month, from :func:`monthly_rate`): each payment is recomputed on the remaining balance, its
     month's rate and the remaining term, as the budget follows the portfolio (``sim/budget.py``)."""
     balance, k = principal_nok, term_months
-    for r in monthly_rates:
+    expm1, log1p = math.expm1, math.log1p
+    for r in monthly_rates:  # (the model follows a loan in default month by month: _discount and min written out)
         if k <= 0 or balance <= 0.0:
             break
-        payment = balance * r / _discount(r, k) if r > 0.0 else balance / k
-        balance -= min(payment - balance * r, balance)
+        payment = balance * r / -expm1(-k * log1p(r)) if r > 0.0 else balance / k
+        instalment = payment - balance * r
+        balance -= balance if balance < instalment else instalment
         k -= 1
     return balance
 
