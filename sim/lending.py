@@ -11,11 +11,6 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 
-def _discount(r: float, n: int) -> float:
-    """1 - (1 + r)^-n, computed without cancellation for very small monthly rates r."""
-    return -math.expm1(-n * math.log1p(r))
-
-
 def monthly_rate(rate_pct, margin_points=0.0):
     """Percent a year (plus a margin in points) as a fraction a month: ``rate_pct / 100 / 12 + margin / 100 / 12``,
     written once so that the model and the budget compute the same floats (for numbers or numpy arrays)."""
@@ -25,7 +20,8 @@ def monthly_rate(rate_pct, margin_points=0.0):
 def annuity_payment_month(principal_nok: float, rate_pct: float, term_years: float) -> float:
     """Monthly payment of an annuity loan (interest plus instalment, constant each month).
 
-    payment = P * r / (1 - (1 + r) ** -n), with r the monthly rate and n the number of payments.
+    payment = P * r / (1 - (1 + r) ** -n), with r the monthly rate and n the number of payments; the discount
+    factor 1 - (1 + r) ** -n is computed as -expm1(-n * log1p(r)), without cancellation for very small rates.
     """
     if principal_nok <= 0.0:
         return 0.0
@@ -33,7 +29,7 @@ def annuity_payment_month(principal_nok: float, rate_pct: float, term_years: flo
     r = rate_pct / 100.0 / 12.0  # (monthly_rate written out: a call more on the hot path costs 0.5 %)
     if r == 0.0:
         return principal_nok / n
-    return principal_nok * r / _discount(r, n)
+    return principal_nok * r / -math.expm1(-n * math.log1p(r))
 
 
 def annuity_principal(payment_month_nok: float, rate_pct: float, term_years: float) -> float:
@@ -44,7 +40,7 @@ def annuity_principal(payment_month_nok: float, rate_pct: float, term_years: flo
     r = rate_pct / 100.0 / 12.0  # (monthly_rate written out: a call more on the hot path costs 0.5 %)
     if r == 0.0:
         return payment_month_nok * n
-    return payment_month_nok * _discount(r, n) / r
+    return payment_month_nok * -math.expm1(-n * math.log1p(r)) / r
 
 
 def floating_annuity_balance(principal_nok: float, monthly_rates: Iterable[float], term_months: int) -> float:
@@ -53,7 +49,7 @@ def floating_annuity_balance(principal_nok: float, monthly_rates: Iterable[float
     month's rate and the remaining term, as the budget follows the portfolio (``sim/budget.py``)."""
     balance, k = principal_nok, term_months
     expm1, log1p = math.expm1, math.log1p
-    for r in monthly_rates:  # (the model follows a loan in default month by month: _discount and min written out)
+    for r in monthly_rates:  # (the model follows a loan in default month by month: calls written out)
         if k <= 0 or balance <= 0.0:
             break
         payment = balance * r / -expm1(-k * log1p(r)) if r > 0.0 else balance / k

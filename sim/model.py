@@ -359,8 +359,10 @@ class Model:
         self.flows_now = self._months[0]
         self.flow: dict[str, np.ndarray] = {}
         self.level = {name: np.zeros(n) for name in LEVELS}
-        self._loans_diff = np.zeros(n + 1)  # +1 when a loan starts, -1 when it ends
-        self._default_diff = np.zeros(n + 1)
+        # +1 when a loan starts, -1 when it ends (lists: an element of a numpy array takes five times as long to
+        # update)
+        self._loans_diff = [0] * (n + 1)
+        self._default_diff = [0] * (n + 1)
         self.events_handled = 0  # every event SimPy handles for this run (tests check it against its loop)
         self.record_events = record_events
         self.events: list[tuple] = []
@@ -414,7 +416,7 @@ class Model:
         """Called by a process's generator as it returns: SimPy handles the end as an event, counted here, and
         the process needs no closing at the end of the run (see :meth:`_close`)."""
         self.events_handled += 1
-        self._running.discard(self.env.active_process)
+        self._running.discard(self.env._active_proc)  # (SimPy's active_process, without the property's call)
 
     def flows_at(self, t: float) -> MonthFlows:
         """The flows of the month of time t, for a flow decided now that happens at t (which may lie ahead; the
@@ -527,14 +529,13 @@ class Model:
         rng = self.rng["stock"]
         n_units = st.initial_units
         du = rng.random((n_units, 4))
-        for i in range(n_units):
-            family = bool(du[i, 0] < st.family_share)
-            dedicated = bool(du[i, 1] < st.dedicated_share)
-            sellable = (not dedicated) and bool(du[i, 2] < st.sellable_share)
-            self._add_dwelling(family, sellable, dedicated)
-        occupied = du[:, 3] < st.initial_occupancy
+        for u_family, u_dedicated, u_sellable, _ in du.tolist():
+            dedicated = u_dedicated < st.dedicated_share
+            self._add_dwelling(u_family < st.family_share, (not dedicated) and u_sellable < st.sellable_share,
+                               dedicated)
+        occupied = (du[:, 3] < st.initial_occupancy).tolist()
         # initial tenants moved in before the start; exits are memoryless, so their clocks start now
-        n_tenants = int(occupied.sum())
+        n_tenants = sum(occupied)
         moved = -rng.random(n_tenants) * s.households.initial_tenure_max_years * 12.0
         tenants = list(self._draw_households(n_tenants, True, moved, "tenants"))
         dwellings = list(self.stock.values())
@@ -720,7 +721,7 @@ class Model:
         self._at(self.env._now + delay if delay > 0.0 else self.env._now, action, arg)
 
     def _schedule_relet(self, d: Dwelling) -> None:
-        self._after(self.s.stock.relet_delay_months, self._on_relet, d)
+        self._at(self.env._now + self.s.stock.relet_delay_months, self._on_relet, d)  # (the delay is >= 0)
 
     def _relet(self, d: Dwelling) -> None:
         hh = self._next_from_waiting_list()
