@@ -127,10 +127,11 @@ def poisson_ppf(q: np.ndarray, mu: float) -> np.ndarray:
 
 
 class Dwelling:
-    __slots__ = ("id", "family", "value0_nok", "rent0_nok", "sellable", "dedicated")
+    __slots__ = ("id", "family", "value0_nok", "rent0_nok", "sellable", "dedicated", "tenant_id")
 
     def __init__(self, id, family, value0_nok, rent0_nok, sellable, dedicated):
         self.id = id
+        self.tenant_id = -1  # the household living in it, for the record of its leaving
         self.family = family
         self.value0_nok = value0_nok
         self.rent0_nok = rent0_nok
@@ -735,6 +736,7 @@ class Model:
         p, u = self.p, hh.u
         now = self.env._now
         hh.dwelling = d
+        d.tenant_id = hh.id
         self.tenants += 1
         self.rent_roll0 += d.rent0_nok
         rate = self._exit_rate_month
@@ -760,9 +762,11 @@ class Model:
         self._leave_when_due(hh)
 
     def _leave_when_due(self, hh: Household) -> None:
-        """Leave by another route at the household's exit time, if that falls within the run."""
+        """Leave by another route at the household's exit time, if that falls within the run. The call holds the
+        dwelling, not the household: nothing else is asked of the household, and most tenants, never referred, are
+        then freed when they move in rather than kept for years."""
         if hh.exit_at < self.t_end:
-            self._at(hh.exit_at, self._on_exit, hh)
+            self._at(hh.exit_at, self._on_exit, hh.dwelling)
 
     def _vacate(self, hh: Household) -> Dwelling:
         d = hh.dwelling
@@ -771,13 +775,15 @@ class Model:
         self.rent_roll0 -= d.rent0_nok
         return d
 
-    def _exit_other_route(self, hh: Household) -> None:
-        d = self._vacate(hh)
+    def _exit_other_route(self, d: Dwelling) -> None:
+        """Its tenant leaves the dwelling by another route (see :meth:`_leave_when_due`)."""
+        self.tenants -= 1
+        self.rent_roll0 -= d.rent0_nok
         self._schedule_relet(d)
         self.flows_now.exits_other_routes += 1.0
         self.exited["other_route"] += 1
         if self.record_events:
-            self.log(hh, "exited", d)
+            self.events.append((self.env._now, d.tenant_id, "lte", "exited", d.id, 0.0, 0.0, 0.0))
 
     # ------------------------------------------------------------------ the programme
     def _refer(self, hh: Household) -> None:
