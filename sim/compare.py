@@ -7,8 +7,6 @@ interval on the mean difference is narrow. The interval is a t-interval on the p
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -56,9 +54,7 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
         # the t quantile (what scipy.stats.t.ppf computes, without its per-call overhead)
         with np.errstate(invalid="ignore", divide="ignore"):
             half = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2) * sd / np.sqrt(n), np.nan)
-        with warnings.catch_warnings():  # (an outcome empty in every pair: no spread, as no interval)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            spread = np.nanpercentile(d, [5, 95], axis=0)
+        spread = _percentiles_5_95(d)
         spread[:, n < 2] = np.nan
         rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], spread[0, i], spread[1, i],
                      int(n[i])) for i, o in enumerate(outcomes))
@@ -71,6 +67,21 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
               "difference_p95"]
     table.loc[nok, values] = table.loc[nok, values].round(0)
     return table
+
+
+def _percentiles_5_95(d: np.ndarray) -> np.ndarray:
+    """Each column's 5th and 95th percentiles, over its values that are not NaN (NaN for a column of none): what
+    ``np.nanpercentile(d, [5, 95], axis=0)`` gives, to the last bit (a test checks it), at a tenth of its cost,
+    which it spends on a Python call per column (a sweep's comparison makes one per point and year)."""
+    out = np.full((2, d.shape[1]), np.nan)
+    clean = ~np.isnan(d).any(axis=0)
+    if clean.any():
+        out[:, clean] = np.percentile(d[:, clean], [5, 95], axis=0)
+    for i in np.flatnonzero(~clean):
+        values = d[~np.isnan(d[:, i]), i]
+        if len(values):
+            out[:, i] = np.percentile(values, [5, 95])
+    return out
 
 
 def period_totals(yearly: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:

@@ -289,3 +289,25 @@ def test_compare_out_waits_for_no_run_in_the_folder(two_runs, tmp_path):
     r = CliRunner().invoke(cli, ["compare", str(two_runs / "small"), str(two_runs / "big"),
                                  "--out", str(tmp_path / "free.csv")])
     assert r.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["free.csv"], r.output
+
+
+def test_spread_percentiles_are_numpys_nanpercentile_to_the_last_bit():
+    """The comparison's 5th and 95th percentiles of the pairs' differences: columns with and without missing
+    values (a year without a loan has no mean wait), a column of none, whole kroner and fractions."""
+    import warnings
+
+    from sim.compare import _percentiles_5_95
+
+    rng = np.random.default_rng(0)
+    for trial in range(500):
+        n, k = rng.integers(1, 30), rng.integers(1, 20)
+        d = rng.normal(size=(n, k)) * 10.0 ** rng.integers(0, 8)
+        if trial % 3 == 0:
+            d = np.round(d)
+        d[rng.random((n, k)) < rng.random() * 0.5] = np.nan
+        if trial % 5 == 0:
+            d[:, 0] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanpercentile(d, [5, 95], axis=0)
+        assert np.array_equal(_percentiles_5_95(d), expected, equal_nan=True)
