@@ -30,12 +30,17 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
     ``a`` and ``b`` are yearly tables with ``replication`` and ``year``; rows are paired on both.
     """
     outcomes = [o for o in outcomes if o in a.columns and o in b.columns]
-    merged = a[["replication", "year", *outcomes]].merge(b[["replication", "year", *outcomes]],
-                                                         on=["replication", "year"], suffixes=("_a", "_b"))
-    va = merged[[f"{o}_a" for o in outcomes]].to_numpy(float)
-    vb = merged[[f"{o}_b" for o in outcomes]].to_numpy(float)
-    years = merged["year"].to_numpy()
-    rows = []
+    keys = ["replication", "year"]
+    ka, kb = a[keys].to_numpy(), b[keys].to_numpy()
+    if ka.shape == kb.shape and (ka == kb).all():  # the same pairs in the same order (a sweep's points): no merge
+        va, vb = a[outcomes].to_numpy(float), b[outcomes].to_numpy(float)
+        years = a["year"].to_numpy()
+    else:
+        merged = a[[*keys, *outcomes]].merge(b[[*keys, *outcomes]], on=keys, suffixes=("_a", "_b"))
+        va = merged[[f"{o}_a" for o in outcomes]].to_numpy(float)
+        vb = merged[[f"{o}_b" for o in outcomes]].to_numpy(float)
+        years = merged["year"].to_numpy()
+    per_year = []
     for year in np.unique(years):  # sorted
         sel = years == year
         ga, gb = va[sel], vb[sel]
@@ -56,17 +61,16 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
             half = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2) * sd / np.sqrt(n), np.nan)
         spread = _percentiles_5_95(d)
         spread[:, n < 2] = np.nan
-        rows.extend((year, o, ma[i], mb[i], mean[i], mean[i] - half[i], mean[i] + half[i], spread[0, i], spread[1, i],
-                     int(n[i])) for i, o in enumerate(outcomes))
-    table = pd.DataFrame(rows, columns=["year", "outcome", "mean", "baseline_mean", "difference",
-                                        "difference_low90", "difference_high90", "difference_p5", "difference_p95",
-                                        "replications"])
+        per_year.append((ma, mb, mean, mean - half, mean + half, spread[0], spread[1], n))
+    table = {"year": np.repeat(np.unique(years), len(outcomes)), "outcome": [o for _ in per_year for o in outcomes]}
     # NOK in whole kroner, as every other table writes NOK (the outcome names the unit, so rows, not columns)
-    nok = table["outcome"].map(is_nok).to_numpy(bool)
-    values = ["mean", "baseline_mean", "difference", "difference_low90", "difference_high90", "difference_p5",
-              "difference_p95"]
-    table.loc[nok, values] = table.loc[nok, values].round(0)
-    return table
+    nok = np.tile([is_nok(o) for o in outcomes], len(per_year))
+    for i, name in enumerate(("mean", "baseline_mean", "difference", "difference_low90", "difference_high90",
+                              "difference_p5", "difference_p95")):
+        values = np.concatenate([year[i] for year in per_year]) if per_year else np.empty(0)
+        table[name] = np.where(nok, np.round(values, 0), values)
+    table["replications"] = np.concatenate([year[-1] for year in per_year]) if per_year else np.empty(0, int)
+    return pd.DataFrame(table)
 
 
 def _percentiles_5_95(d: np.ndarray) -> np.ndarray:
