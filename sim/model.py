@@ -294,8 +294,12 @@ class Params:
         self.arrivals_per_year = np.array(monthly(s.households.arrivals_per_year))
         self.potential_share = monthly(s.programme.potential_share)
         self.replacement_ratio = monthly(s.programme.replacement_ratio)
-        self.stress_addon = monthly(s.startlan.stress_addon_points)
-        self.stress_floor = monthly(s.startlan.stress_floor_pct)
+        # what an application is tested against each month: the stressed rate (percent) and the grant's income limit
+        sl = s.startlan
+        self.stressed_rate_pct = [lending.stressed_rate_pct(rate + sl.municipal_margin_points, addon, floor)
+                                  for rate, addon, floor in zip(self.rate_pct, monthly(sl.stress_addon_points),
+                                                                monthly(sl.stress_floor_pct))]
+        self.grant_income_limit = [s.tilskudd.income_limit_nok_year * i for i in self.income_index]
         self.frame_yearly = monthly(s.frame.yearly_nok)
         self.tilskudd_budget = monthly(s.tilskudd.budget_nok_year)
         self.other_per_year = np.array(monthly(s.other_borrowers.applicants_per_year))
@@ -889,9 +893,9 @@ class Model:
                                            sl.living_child_nok_year, sl.living_household_nok_year) * p.cost_index[m]
         other_debt = sl.other_debt_nok_year * p.cost_index[m] if hh.other_debt else 0.0
         capacity = lending.payment_capacity_month(income, living, other_debt)
-        rate = lending.stressed_rate_pct(p.rate_pct[m] + sl.municipal_margin_points, p.stress_addon[m], p.stress_floor[m])
+        rate = p.stressed_rate_pct[m]
         # lasting low income: the grant's means test, which also opens the long term
-        eligible = income <= tk.income_limit_nok_year * p.income_index[m]
+        eligible = income <= p.grant_income_limit[m]
         costs = sl.purchase_costs_share * price
         max_loan, term = lending.largest_loan(capacity, rate, sl.term_years, sl.long_term_years,
                                               price + costs - hh.savings_nok, eligible)
