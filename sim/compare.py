@@ -41,7 +41,8 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
         vb = merged[[f"{o}_b" for o in outcomes]].to_numpy(float)
         years = merged["year"].to_numpy()
     per_year = []
-    for year in np.unique(years):  # sorted
+    unique_years = np.unique(years)  # sorted
+    for year in unique_years:
         sel = years == year
         ga, gb = va[sel], vb[sel]
         d = ga - gb
@@ -62,7 +63,7 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, outcomes=OUTCOMES, level
         spread = _percentiles_5_95(d)
         spread[:, n < 2] = np.nan
         per_year.append((ma, mb, mean, mean - half, mean + half, spread[0], spread[1], n))
-    table = {"year": np.repeat(np.unique(years), len(outcomes)), "outcome": [o for _ in per_year for o in outcomes]}
+    table = {"year": np.repeat(unique_years, len(outcomes)), "outcome": [o for _ in per_year for o in outcomes]}
     # NOK in whole kroner, as every other table writes NOK (the outcome names the unit, so rows, not columns)
     nok = np.tile([is_nok(o) for o in outcomes], len(per_year))
     for i, name in enumerate(("mean", "baseline_mean", "difference", "difference_low90", "difference_high90",

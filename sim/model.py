@@ -772,17 +772,14 @@ class Model:
         if hh.exit_at < self.t_end:
             self._at(hh.exit_at, self._on_exit, hh.dwelling)
 
-    def _vacate(self, hh: Household) -> Dwelling:
-        d = hh.dwelling
-        hh.dwelling = None
+    def _vacate(self, d: Dwelling) -> None:
+        """Its tenant leaves the dwelling (by buying a home, or by another route): one tenant and its rent fewer."""
         self.tenants -= 1
         self.rent_roll0 -= d.rent0_nok
-        return d
 
     def _exit_other_route(self, d: Dwelling) -> None:
         """Its tenant leaves the dwelling by another route (see :meth:`_leave_when_due`)."""
-        self.tenants -= 1
-        self.rent_roll0 -= d.rent0_nok
+        self._vacate(d)
         self._schedule_relet(d)
         self.flows_now.exits_other_routes += 1.0
         self.exited["other_route"] += 1
@@ -991,7 +988,9 @@ class Model:
                 self.tally(f"new_owners_{route}_introduction_ever")
                 if now < hh.intro_end:
                     self.tally(f"new_owners_{route}_introduction")
-            d = self._vacate(hh)
+            d = hh.dwelling
+            hh.dwelling = None
+            self._vacate(d)
             self.exited["owner"] += 1
             if own:
                 del self.stock[d.id]
