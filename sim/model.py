@@ -23,7 +23,7 @@ import math
 import operator
 from collections import deque
 from collections.abc import Iterator
-from heapq import heappush
+from heapq import heappop, heappush
 
 import numpy as np
 import simpy
@@ -83,14 +83,14 @@ U_ADVICE, U_DROPOUT, U_PRICE, U_SEARCH, U_FRAME_PATIENCE, U_DEBT_CLEAR = range(6
 PER_ATTEMPT = 6
 MAX_ATTEMPTS = 4
 HOUSEHOLD_CHUNK = 4096
-FEED_BATCH = 512  # at most this many of a month's due events wait in SimPy's heap at once (see Model._feed)
 N_UNIFORMS = ATTEMPT_BASE + PER_ATTEMPT * MAX_ATTEMPTS
 
 # An event due now or later this month joins SimPy's queue as ``env.schedule`` puts it there, an entry (time,
 # priority, id, event), but without the call to it: one call fewer on the hottest paths (1.6 % of a replication's
-# instructions). Like ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals, which tests/test_model.py
-# checks (events fire at their exact times, in order, and the model's count of events matches SimPy's loop).
-NORMAL = simpy.events.NORMAL
+# instructions). Like ``env._now``, :class:`_Due` and :meth:`Model._handle_events`, this relies on SimPy 4's
+# internals, which tests/test_model.py checks (events fire at their exact times, in SimPy's order, and the model's
+# count of events matches its loop's).
+NORMAL, URGENT = simpy.events.NORMAL, simpy.events.URGENT
 
 # Stream names, in a fixed order: each is spawned from the replication's seed by its index.
 STREAMS = ("stock", "tenants", "arrivals", "other_borrowers", "frame_rounds")
@@ -209,6 +209,14 @@ class _Call:
         self.callbacks = _Call._FIRE
         self.action = action
         self.arg = arg
+
+
+class _EndOfRun(Exception):
+    """Raised by the call at the end of the period to stop :meth:`Model._handle_events`."""
+
+
+def _stop(_) -> None:
+    raise _EndOfRun
 
 
 class Advisers:
@@ -334,7 +342,7 @@ class Model:
         "_patience_months", "_exit_rate_month", "_introduction_months", "_advice_shape", "_advice_scale",
         "_months", "flows_now", "flow", "level", "_loans_diff", "_default_diff",  # what is counted
         "events_handled", "record_events", "events", "loans", "drawn", "_joined", "_left",  # what is recorded
-        "_later", "_newcomers", "_running", "_next_household_id", "_next_dwelling_id",  # what is due
+        "_later", "_due", "_newcomers", "_running", "_next_household_id", "_next_dwelling_id",  # what is due
         "stock", "vacant", "waiting", "tenants", "rent_roll0", "in_advice", "exited", "sold", "bought",  # state
         "tilskudd_left", "advisers", "frame",
         "_on_relet", "_on_exit", "_on_refer", "_on_give_up_frame", "_on_leave_queue",  # bound actions
@@ -373,6 +381,7 @@ class Model:
         self.events: list[tuple] = []
         # the calls and waits due in month m (each carries its time, t), queued when the month begins
         self._later: list[list | None] = [[] for _ in range(n)]
+        self._due: list = []  # this month's, once it has begun: sorted by time, the first due last
         self._newcomers: list[tuple] = []  # (arrivals per month, their households, the call that receives them)
         self._running: set[simpy.Process] = set()  # the processes not yet finished (see _close)
         self.loans: list[tuple] = []
@@ -593,7 +602,8 @@ class Model:
             self.flows_now = self._months[m]
             if m > 0:
                 self._record_levels(m - 1)
-            # the calls and waits due this month, and the month's newcomers, join the event queue (see _feed)
+            # the calls and waits due this month, and the month's newcomers, in order of time: the loop takes
+            # them from the end of ``_due`` (see _handle_events)
             due = self._later[m]
             self._later[m] = None
             for per_month, households, action in self._newcomers:
@@ -601,8 +611,8 @@ class Model:
                     self.events_handled += 1
                     due.append(_Call(hh.arrived, action, hh))
             due.sort(key=_time_of)  # stable: equal times keep the order they were asked for
-            due.reverse()  # the first due last: _feed takes them from the end
-            self._feed(due)
+            due.reverse()
+            self._due += due  # (empty until now: all of last month's were due before this boundary)
             ym = p.start.plus(m)
             year_no = ym.year - p.start.year
             if ym.month == 1 or m == 0:
@@ -618,27 +628,6 @@ class Model:
                     self.flows_now.frame_granted_nok += amount
                     self.frame.add(amount)
             yield self._month_boundary()
-
-    def _feed(self, due: list) -> None:
-        """Move the next ``FEED_BATCH`` of the month's due calls and waits (sorted by time, the first due last) into
-        SimPy's queue; if more remain, come back (an urgent event, before anything else at that instant) when
-        the first of them is due.
-
-        So SimPy's heap holds at most a batch of them at a time, however large the stock: at county scale a
-        month has tens of thousands, and every push and pop on a heap that size costs more (measured in
-        benchmarks/). Pushed in order of time, each joins the heap at its end. Taken off the month's list as
-        they are fed, each event is freed as soon as it has fired, while it is still in the cache, rather than
-        with the whole list at the end of the month."""
-        env = self.env
-        now, queue, eid = env._now, env._queue, env._eid
-        batch = due[-FEED_BATCH:]
-        del due[-FEED_BATCH:]
-        for event in reversed(batch):
-            heappush(queue, (now + (event.t - now), NORMAL, next(eid), event))
-        if due:
-            self.events_handled += 1
-            t = due[-1].t
-            env.schedule(_Call(t, self._feed, due), simpy.events.URGENT, t - now)
 
     def _close_year(self, m: int) -> None:
         """The year that ends with month m - 1 closes: what is left of its frame expires, counted in that month."""
@@ -1126,11 +1115,52 @@ class Model:
         with collector_paused():
             try:
                 self._setup()
-                self.env.run(until=float(self.p.n))
+                self._handle_events()
                 self._finish()
             finally:
                 self._close()
         return self
+
+    def _handle_events(self, until: float | None = None) -> None:
+        """SimPy's loop, to the end of the period (or ``until``): what ``env.run(until)`` does, by the steps of
+        ``Environment.step``, with two sources of events rather than one.
+
+        SimPy's heap holds what was asked for during the current month: waits and calls due before its end,
+        processes starting and ending, places and loans handed over. The month's list (``_due``) holds, sorted,
+        what had been asked for before the month began: most of a run's events, tenants' exits and screenings asked
+        for years ahead among them. The loop takes whichever comes first, in SimPy's own order: by time, then
+        urgent before normal, then the first asked for first (and everything on the month's list was asked for
+        before anything in the heap that is due this month, since nothing is put in the heap for a later month).
+        So the heap stays small at any stock, and the month's events cost a comparison each rather than a push
+        and a pop. The end is an urgent event at its time, as SimPy's own ``until``. Written out here, an event
+        costs no call to ``step``. Like ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals;
+        tests/test_model.py checks the order, the times and the count of events."""
+        env = self.env
+        queue, due = env._queue, self._due
+        end = self.t_end if until is None else float(until)
+        env.schedule(_Call(end, _stop, None), URGENT, end - env._now)
+        try:
+            while True:
+                if due:
+                    event = due[-1]
+                    t = event.t
+                    first = queue[0]  # (never empty: the end is in it)
+                    if t < first[0] or (t == first[0] and first[1] == NORMAL):
+                        due.pop()
+                        env._now = t
+                    else:
+                        env._now, _, _, event = heappop(queue)
+                else:
+                    env._now, _, _, event = heappop(queue)
+                callbacks, event.callbacks = event.callbacks, None
+                for callback in callbacks:
+                    callback(event)
+                if not event._ok and not hasattr(event, "_defused"):  # a process failed: raise its error, as SimPy
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        except _EndOfRun:
+            pass
 
     def _close(self) -> None:
         """Let go of the processes still waiting at the end (in a queue, or for a time after the end).

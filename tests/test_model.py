@@ -251,7 +251,7 @@ def test_calls_due_in_later_months_fire_at_their_exact_time(short):
     for delay in (0.5, 2.0, 17.25, 49.9, 60.0):  # the last ends after the run: never wakes
         model.env.process(sleeper(delay))
     model.env.process(model._calendar())
-    model.env.run(until=50)
+    model._handle_events(until=50)
     assert [d for d, _ in fired] == [0.25, 0.999, 1.0, 13.7, 40.123456789]
     assert all(now == d for d, now in fired)
     assert woke == [(0.5, 0.5), (2.0, 2.0), (17.25, 17.25), (49.9, 49.9)]
@@ -263,32 +263,38 @@ def test_the_introduction_programme_starts_when_the_household_is_settled(short):
                                             "households.share_introduction_programme": 1.0}), streams_for(1, 0))
     hh = next(model._draw_households(1, True, np.array([5.0]), "tenants"))
     assert hh.intro_end == 5.0 + short.households.introduction_months  # provisional, from joining the list
-    model.env.run(until=9.5)
+    model._handle_events(until=9.5)
     model._move_in(hh, model._add_dwelling(False, True, False))
     assert hh.intro_end == 9.5 + short.households.introduction_months
 
 
-class _CountingEnvironment(simpy.Environment):
-    """SimPy's environment, counting the events its loop handles."""
+class _CountingList(list):
+    """A month's list of due events that counts the events the loop takes from it."""
 
-    def __init__(self):
-        super().__init__()
-        self.handled = 0
+    taken = 0
 
-    def step(self):
-        self.handled += 1
-        super().step()
+    def pop(self, *args):
+        _CountingList.taken += 1
+        return super().pop(*args)
 
 
 @pytest.mark.parametrize("name", ["baseline", "tiny_frame", "earmark", "no_advisers", "double_replacement"])
-def test_the_event_count_is_every_event_simpy_handles(short, name, monkeypatch):
-    """The benchmark's event rate rests on the model's own counter: it must equal what SimPy's loop handles
-    (waits, calls, process starts and ends, advisers' places, frame grants and give-ups), less the one event
-    that stops the run."""
-    monkeypatch.setattr(simpy, "Environment", _CountingEnvironment)
-    model = Model(sc.with_overrides(short, VARIANTS[name]), streams_for(2, 0)).run()
-    assert model.events_handled == model.env.handled - 1
-    assert model.events_handled > 5_000
+def test_the_event_count_is_every_event_the_loop_handles(short, name, monkeypatch):
+    """The benchmark's event rate rests on the model's own counter: it must equal the events the loop takes from
+    SimPy's heap and from the month's list (waits, calls, process starts and ends, advisers' places, frame grants
+    and give-ups), less the one event that stops the run."""
+    import heapq
+
+    import sim.model
+
+    popped = []
+    monkeypatch.setattr(sim.model, "heappop", lambda queue: popped.append(1) or heapq.heappop(queue))
+    monkeypatch.setattr(_CountingList, "taken", 0)
+    model = Model(sc.with_overrides(short, VARIANTS[name]), streams_for(2, 0))
+    model._due = _CountingList()
+    model.run()
+    assert model.events_handled == len(popped) + _CountingList.taken - 1
+    assert model.events_handled > 5_000 and len(popped) > 1_000 and _CountingList.taken > 1_000
 
 
 def test_flows_counted_now_fall_in_the_month_of_now(short, monkeypatch):
@@ -309,26 +315,28 @@ def test_flows_counted_now_fall_in_the_month_of_now(short, monkeypatch):
     assert len(checked) > 5_000 and {"moved_in", "advice_started", "frame_gave_up"} <= set(checked)
 
 
-def test_feeding_a_month_in_small_batches_changes_nothing_but_the_count(short, monkeypatch):
-    """A month's due events reach SimPy's heap in batches (``FEED_BATCH``, large enough that Drammen never needs
-    a second). With tiny batches every month is fed in many steps: the tables must be the same (events at the
-    same instant may be listed in another order), and each extra step is one more event handled."""
-    import sim.model
+def test_events_at_the_same_instant_come_in_simpys_order(short):
+    """The loop takes events from SimPy's heap and from the month's list of those asked for before the month
+    began. At one instant SimPy's order holds across both: urgent events first, then in the order they were asked
+    for (the month's list, itself in the order asked, before what was asked for during the month)."""
+    from sim.model import URGENT, _Call
 
-    default = run_replication(short, seed=5, replication=0, record_events=True)
-    monkeypatch.setattr(sim.model, "FEED_BATCH", 7)
-    monkeypatch.setattr(simpy, "Environment", _CountingEnvironment)
-    model = Model(short, streams_for(5, 0), record_events=True).run()
-    assert model.events_handled == model.env.handled - 1
-    assert model.events_handled > default.events_handled + 500  # the refills
-    small = run_replication(short, seed=5, replication=0, record_events=True)
-    pd.testing.assert_frame_equal(small.monthly, default.monthly)
-    pd.testing.assert_frame_equal(small.loans, default.loans)
+    model = Model(short, streams_for(1, 0))
+    order = []
+    for name in ("early 1", "early 2"):  # asked for at time 0, due in month 2: on month 2's list
+        model._after(2.5, order.append, name)
 
-    def in_order(events):
-        return events.sort_values(list(events.columns), kind="stable").reset_index(drop=True)
+    def during_the_month(_):
+        model._at(2.5, order.append, "late")  # asked for in month 2: in the heap, after the month's list
+        model.env.schedule(_Call(2.5, order.append, "urgent"), URGENT, 0.25)
 
-    pd.testing.assert_frame_equal(in_order(small.events), in_order(default.events))
+    model._after(2.25, during_the_month, None)
+    model._after(2.5 - 2 ** -40, order.append, "just before")
+    model._after(2.5 + 2 ** -40, order.append, "just after")
+    model.env.process(model._calendar())
+    model._handle_events(until=3)
+    assert order == ["just before", "urgent", "early 1", "early 2", "late", "just after"]
+    assert model.env.now == 3
 
 
 @pytest.mark.parametrize("name", ["baseline", "tiny_frame"])
@@ -636,7 +644,7 @@ def test_patience_with_the_frame_comes_from_the_attempts_own_draw(short):
     model.env.process(model._calendar())
     model.env.process(model._buy(first, 0, False, 1_200_000, fin))
     model.env.process(model._buy(second, 1, False, 1_200_000, fin))
-    model.env.run(until=24)
+    model._handle_events(until=24)
     gave_up = {e[1]: e[0] for e in model.events if e[3] == "frame_gave_up"}
     assert gave_up == pytest.approx({1: 1.339, 2: 4.159}, abs=0.001)
 
@@ -712,3 +720,18 @@ def test_one_number_special_functions_match_scipy_special():
     for shape in (0.5, 1.0, 2.7, 11.1):
         assert [cython_special.gammaincinv(shape, x) for x in u.tolist()] == special.gammaincinv(shape, u).tolist()
     assert [cython_special.ndtri(x) for x in u.tolist()] == special.ndtri(u).tolist()
+
+
+def test_an_error_in_a_process_stops_the_run_with_that_error(short):
+    """As in SimPy's own loop, a process that fails is not silently dropped: its error ends the run."""
+    model = Model(short, streams_for(1, 0))
+
+    def broken():
+        yield model.wait(1.5)
+        raise ZeroDivisionError("in the model")
+
+    model.env.process(model._calendar())
+    model.env.process(broken())
+    with pytest.raises(ZeroDivisionError, match="in the model"):
+        model._handle_events(until=3)
+    assert model.env.now == 1.5
