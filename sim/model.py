@@ -188,25 +188,17 @@ class _Due:
         self.callbacks = []
 
 
-def _fire(call: _Call) -> None:
-    call.action(call.arg)
-
-
 class _Call:
-    """A timed call: an event like :class:`_Due`, due at ``t``, whose one callback calls ``action(arg)``. Its
-    callbacks are a tuple shared by all calls (SimPy's loop only iterates over them, then sets the attribute to
-    None), so a call is one small object, made when it is asked for (see :meth:`Model._at`). Every action takes
-    one argument: a call waits for years at county scale, and a tuple of arguments would be another object to
-    keep, and to fetch from memory when it fires."""
+    """A timed call: ``action(arg)`` at time ``t``. It waits in SimPy's event queue (or its month's list) like an
+    event, and the model's loop calls its action when it comes due, with no callbacks in between (see
+    :meth:`Model._handle_events`): a call is one small object, made when it is asked for (see :meth:`Model._at`).
+    Every action takes one argument: a call waits for years at county scale, and a tuple of arguments would be
+    another object to keep, and to fetch from memory when it fires."""
 
-    __slots__ = ("t", "callbacks", "action", "arg")
-    _ok = True
-    _value = None
-    _FIRE = (_fire,)
+    __slots__ = ("t", "action", "arg")
 
     def __init__(self, t: float, action, arg):
         self.t = t
-        self.callbacks = _Call._FIRE
         self.action = action
         self.arg = arg
 
@@ -1152,6 +1144,9 @@ class Model:
                         env._now, _, _, event = heappop(queue)
                 else:
                     env._now, _, _, event = heappop(queue)
+                if type(event) is _Call:
+                    event.action(event.arg)
+                    continue
                 callbacks, event.callbacks = event.callbacks, None
                 for callback in callbacks:
                     callback(event)
