@@ -168,15 +168,15 @@ class Household:
 
 
 class _Due:
-    """An event that succeeds, with no value, when SimPy's loop reaches the time it was scheduled for.
+    """An event that succeeds, with no value, when the loop reaches the time it is due.
 
-    It is what ``simpy.Timeout`` does, made as cheaply as an object can be: SimPy's loop (``Environment.step``)
-    reads only an event's ``callbacks`` and ``_ok``, and a process that yields it (``Process._resume``) only
-    ``callbacks``, ``_ok`` and ``_value``. Every wait of the model is one of these, so its cost is paid tens of
-    thousands of times a run. Unlike a timeout it can be made before it is scheduled: a wait due in a later
-    month joins the event queue only when that month begins (see :meth:`Model.wait`), and it carries the time
-    it is due (``t``) until then. tests/test_model.py checks that processes and calls wake at their exact times
-    with this SimPy version.
+    It is what ``simpy.Timeout`` does, made as cheaply as an object can be: the loop (SimPy's
+    ``Environment.step``, or :meth:`Model._handle_events`) reads only an event's ``callbacks`` and ``_ok``, and a
+    process that yields it (``Process._resume``) only ``callbacks``, ``_ok`` and ``_value``. Every wait of the
+    model is one of these, so its cost is paid tens of thousands of times a run. Unlike a timeout it is not put
+    in SimPy's queue when it is made: a wait due in a later month waits in that month's list (see
+    :meth:`Model.wait`), and it carries the time it is due (``t``). tests/test_model.py checks that processes
+    and calls wake at their exact times with this SimPy version.
     """
 
     __slots__ = ("t", "callbacks")
@@ -445,7 +445,7 @@ class Model:
 
     def wait(self, dt: float) -> simpy.Event:
         """An event a process yields to wait ``dt`` months. Like :meth:`_after`, a wait that ends in a later month
-        joins SimPy's queue only when that month begins."""
+        waits in that month's list (see :meth:`_handle_events`), not in SimPy's queue."""
         now = self.env._now
         t = now + dt if dt > 0.0 else now
         m = int(t)
@@ -684,9 +684,10 @@ class Model:
         """Call ``action(arg)`` at time ``t`` (now at the earliest): an event with a callback, cheaper than a
         process for a single step (re-letting, leaving, referral, giving up).
 
-        A call due in a later month waits in that month's list and enters SimPy's event queue when its month
-        begins (see :meth:`_calendar`). Most are tenants' exits years ahead; kept out of the queue, they do not
-        make every queue operation slower, which is what made the cost grow faster than the stock. (:meth:`wait`
+        A call due in a later month waits in that month's list, sorted when the month begins (see
+        :meth:`_calendar` and :meth:`_handle_events`). Most are tenants' exits years ahead; kept out of SimPy's
+        queue, they do not make every queue operation slower, which is what made the cost grow faster than the
+        stock. (:meth:`wait`
         repeats these lines for a process's wait rather than share a helper: a call more per event, on the
         hottest path, measured 1.8 % more instructions per run.)"""
         m = int(t)
