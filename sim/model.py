@@ -82,7 +82,7 @@ ATTEMPT_BASE = 16
 U_ADVICE, U_DROPOUT, U_PRICE, U_SEARCH, U_FRAME_PATIENCE, U_DEBT_CLEAR = range(6)
 PER_ATTEMPT = 6
 MAX_ATTEMPTS = 4
-HOUSEHOLD_CHUNK = 4096
+HOUSEHOLD_CHUNK = 256  # households built at a time, just before they arrive (see _build_households)
 N_UNIFORMS = ATTEMPT_BASE + PER_ATTEMPT * MAX_ATTEMPTS
 
 # An event due now or later this month joins SimPy's queue as ``env.schedule`` puts it there, an entry (time,
