@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import simpy
 
 from sim import scenario as sc
 from sim.model import Model
