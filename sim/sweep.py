@@ -103,6 +103,8 @@ class Sweep:
     design_seed: int
     baseline: dict[str, str]
     points: list[Point] = field(default_factory=list)
+    base_files: list[Path] = field(default_factory=list)  # the base scenario and the files it extends or names
+    base_files_sha256: str = ""  # (as lte run's manifest records them)
 
     def spec_hash(self) -> str:
         """Identity of the sweep's work: every point's resolved scenario, seeds, the package version and its code."""
@@ -124,7 +126,7 @@ def load(path: str | Path) -> Sweep:
         raise ScenarioError(f, [("", "is a scenario file (it names no base scenario), not a sweep file; "
                                      "run it with lte run, or name it as the base of a sweep file")])
     problems = [(key, f"unknown key{sc._suggest(key, TOP_KEYS)}") for key in raw if key not in TOP_KEYS]
-    base_file, base, base_ok = _base(raw, path, problems)
+    base_file, base, base_ok, base_loaded = _base(raw, path, problems)
     name, reps, seed = _settings(raw, path, base, problems)
     not_tables = [key for key in ("levers", "uncertainties", "design") if not isinstance(raw.get(key, {}), dict)]
     problems += [(key, f"must be a table ([{key}] with key = value lines)") for key in not_tables]
@@ -155,13 +157,14 @@ def load(path: str | Path) -> Sweep:
     sweep = Sweep(path, name, raw.get("description", ""), base_file, base, reps, seed,
                   levers, uncertainties, kind, samples, design_seed, chosen)
     sweep.points = _points(sweep)
+    sweep.base_files, sweep.base_files_sha256 = base_loaded.files, base_loaded.files_hash()
     return sweep
 
 
-def _base(raw: dict, path: Path, problems: list) -> tuple[Path, sc.Scenario, bool]:
+def _base(raw: dict, path: Path, problems: list) -> tuple[Path, sc.Scenario, bool, sc.LoadedScenario]:
     """The base scenario file and the base with the sweep's overrides; False if the overrides make it invalid
-    (reported among the file's problems: lever values are then not checked on it). Without a readable base
-    nothing else can be checked, so that is raised at once."""
+    (reported among the file's problems: lever values are then not checked on it); and the base as loaded (its
+    files). Without a readable base nothing else can be checked, so that is raised at once."""
     f = str(path)
     if "base" not in raw or not isinstance(raw.get("base"), str):
         problems.append(("base", "required: the base scenario file, in quotes, relative to the sweep file"))
@@ -170,19 +173,20 @@ def _base(raw: dict, path: Path, problems: list) -> tuple[Path, sc.Scenario, boo
     problem = sc.file_problem(base_file)
     if problem:
         raise ScenarioError(f, problems + [("base", f"base scenario {base_file} {problem}")])
-    base = sc.load(base_file).scenario
+    loaded = sc.load(base_file)
+    base = loaded.scenario
     overrides = raw.get("overrides", {})
     if not isinstance(overrides, dict):
         raise ScenarioError(f, [("overrides", "must be a table of scenario key = value")])
     if not overrides:
-        return base_file, base, True
+        return base_file, base, True, loaded
     try:
-        return base_file, sc.with_overrides(base, _flatten_keys(overrides), f), True
+        return base_file, sc.with_overrides(base, _flatten_keys(overrides), f), True, loaded
     except ScenarioError as e:  # reported with the rest of the file's problems, under the key as written
         if e.file != f:
             raise
         problems.extend(_override_problem(key, rule, overrides) for key, rule in e.problems)
-        return base_file, base, False
+        return base_file, base, False, loaded
 
 
 def _settings(raw: dict, path: Path, base: sc.Scenario, problems: list) -> tuple[str, int, int]:
@@ -547,6 +551,7 @@ def run_sweep(sweep: Sweep, folder: str | Path, executor, overwrite: bool = Fals
             w.json("manifest.json", {
                 "sweep_name": sweep.name, "sweep_file": str(sweep.file), "base_file": str(sweep.base_file),
                 "sweep_file_sha256": hashlib.sha256(sweep.file.read_bytes()).hexdigest(),
+                "base_files": [str(f) for f in sweep.base_files], "base_files_sha256": sweep.base_files_sha256,
                 "spec_sha256": identity["spec_sha256"], "seed": sweep.seed, "replications": sweep.replications,
                 "points": len(sweep.points), "design": sweep.design, "package_version": __version__,
                 "versions": outputs.library_versions(),

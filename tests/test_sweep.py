@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -347,6 +348,22 @@ def test_compare_command(reference, tmp_path):
     r = CliRunner().invoke(cli, ["compare", f"{out}:2", f"{out}:x"])
     assert r.exit_code == 2 and f"{out}:x: the point after ':' must be a number from points.csv" in r.output, r.output
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_the_manifest_names_the_base_scenario_files_and_their_hash(reference):
+    """As lte run's manifest does, a sweep's names every file its base scenario was read from (the base and the
+    fit it names) and their hash, so that a changed fit file shows."""
+    import hashlib
+
+    out, _ = reference
+    made = json.loads((out / "manifest.json").read_text())
+    files = [Path(f) for f in made["base_files"]]
+    assert files[0] == DRAMMEN and any(f.parent.name == "fitted" for f in files[1:])
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    assert made["base_files_sha256"] == h.hexdigest()
 
 
 def test_compare_refuses_a_sweep_point_and_a_run_over_different_months(reference, tmp_path):
