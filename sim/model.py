@@ -1126,7 +1126,7 @@ class Model:
         before anything in the heap that is due this month, since nothing is put in the heap for a later month).
         So the heap stays small at any stock, and the month's events cost a comparison each rather than a push
         and a pop. The end is an urgent event at its time, as SimPy's own ``until``. Written out here, an event
-        costs no call to ``step``. Like ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals;
+        costs no call to ``step``, and a timed call (:class:`_Call`) has its action called directly. Like ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals;
         tests/test_model.py checks the order, the times and the count of events."""
         env = self.env
         queue, due = env._queue, self._due
