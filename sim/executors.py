@@ -8,6 +8,7 @@ callers can stream them to disk.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -73,6 +74,28 @@ class ProcessPool:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+@contextlib.contextmanager
+def _ctrl_c_ignored_by_children():
+    """Start processes that ignore Ctrl-C. In a terminal Ctrl-C reaches every process of the command, a local
+    cluster's workers too, and each would print its own traceback; the command itself stops them as it ends. A
+    process inherits an ignored signal, so SIGINT is ignored while they start (a Ctrl-C in those seconds is lost)."""
+    if threading.current_thread() is not threading.main_thread():  # (signals are set in the main thread only)
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _quiet_about_cancelled_tasks() -> None:
+    """On a worker about to be stopped: a task cut short then is no news (Dask would log a warning for each)."""
+    import logging
+
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+
+
 class Dask:
     """Dask distributed: a running scheduler (``tcp://host:8786``) or a LocalCluster started here."""
 
@@ -89,8 +112,9 @@ class Dask:
             if address:
                 self._client = Client(address, timeout=timeout)
             else:
-                self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=processes,
-                                             dashboard_address=":0")  # any free port: never clashes
+                with _ctrl_c_ignored_by_children():
+                    self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=processes,
+                                                 dashboard_address=":0")  # any free port: never clashes
                 self._client = Client(self._cluster)
         except (OSError, TimeoutError, ValueError) as exc:  # (ValueError: not an address, e.g. no port)
             raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
@@ -108,6 +132,9 @@ class Dask:
                 fut.cancel()
 
     def close(self) -> None:
+        if self._cluster is not None:  # this command's own workers: what they still run is cut short, as expected
+            with contextlib.suppress(Exception):
+                self._client.run(_quiet_about_cancelled_tasks)
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()

@@ -144,3 +144,27 @@ def test_a_worker_killed_mid_sweep_is_one_message_and_no_hang():
         pool.close()
         signal.signal(signal.SIGTERM, previous)
     assert time.monotonic() - started < 30
+
+
+def test_ctrl_c_stops_a_local_cluster_sweep_in_one_line(tmp_path):
+    """Ctrl-C in a terminal reaches every process of the command, a local Dask cluster's workers too: the command
+    stops them and says so in one line, with no traceback from each worker and exit code 130."""
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "sim", "sweep", str(root / "scenarios" / "frame_sweep.toml"), "--local-cluster",
+           "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+                            start_new_session=True,  # (its own process group, as a command in a terminal)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "runs").glob("*.yearly.csv")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["interrupted; nothing more was written"], err
