@@ -371,7 +371,7 @@ class Model:
         self.events_handled = 0  # every event SimPy handles for this run (tests check it against its loop)
         self.record_events = record_events
         self.events: list[tuple] = []
-        # the calls and waits due in month m (each carries its time, t), queued when the month begins
+        # the calls and waits due in month m (each carries its time, t), moved to ``_due`` when the month begins
         self._later: list[list | None] = [[] for _ in range(n)]
         self._due: list = []  # this month's, once it has begun: sorted by time, the first due last
         self._newcomers: list[tuple] = []  # (arrivals per month, their households, the call that receives them)
@@ -687,9 +687,8 @@ class Model:
         A call due in a later month waits in that month's list, sorted when the month begins (see
         :meth:`_calendar` and :meth:`_handle_events`). Most are tenants' exits years ahead; kept out of SimPy's
         queue, they do not make every queue operation slower, which is what made the cost grow faster than the
-        stock. (:meth:`wait`
-        repeats these lines for a process's wait rather than share a helper: a call more per event, on the
-        hottest path, measured 1.8 % more instructions per run.)"""
+        stock. (:meth:`wait` repeats these lines for a process's wait rather than share a helper: a call more per
+        event, on the hottest path, measured 1.8 % more instructions per run.)"""
         m = int(t)
         if m >= self.n:  # after the end of the run: never happens
             return
@@ -1126,8 +1125,9 @@ class Model:
         before anything in the heap that is due this month, since nothing is put in the heap for a later month).
         So the heap stays small at any stock, and the month's events cost a comparison each rather than a push
         and a pop. The end is an urgent event at its time, as SimPy's own ``until``. Written out here, an event
-        costs no call to ``step``, and a timed call (:class:`_Call`) has its action called directly. Like ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals;
-        tests/test_model.py checks the order, the times and the count of events."""
+        costs no call to ``step``, and a timed call (:class:`_Call`) has its action called directly. Like
+        ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals; tests/test_model.py checks the order,
+        the times and the count of events."""
         env = self.env
         queue, due = env._queue, self._due
         end = self.t_end if until is None else float(until)
