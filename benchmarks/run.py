@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from heapq import heappop
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import simpy  # noqa: E402
 
 from sim import scenario as sc  # noqa: E402
-from sim.model import Model, collector_paused  # noqa: E402
+from sim.model import Model, collector_paused, run_events  # noqa: E402
 from sim.runner import run_replication, streams_for  # noqa: E402
 
 DRAMMEN = ROOT / "scenarios" / "drammen.toml"
@@ -37,7 +37,7 @@ def simpy_floor(processes: int = 2000, steps: int = 100, written_out: bool = Fal
     """Raw SimPy: processes that only wait on timeouts. Returns events per second, counting every event SimPy's
     loop handles (each process's start and end as well as its timeouts), as the model's counter does.
 
-    ``written_out``: run SimPy's loop as the model does (``Model._handle_events``: the steps of
+    ``written_out``: run the processes with the model's own loop (``sim.model.run_events``: the steps of
     ``Environment.step`` in one loop, no call per event) rather than by ``env.run()``. For context: it shows how
     much of the model's rate against the floor comes from running the loop itself."""
     env = simpy.Environment()
@@ -50,14 +50,7 @@ def simpy_floor(processes: int = 2000, steps: int = 100, written_out: bool = Fal
         env.process(proc(env, 1.0 + (i % 97) / 97.0))
     t0 = time.perf_counter()
     if written_out:
-        queue = env._queue
-        while queue:
-            env._now, _, _, event = heappop(queue)
-            callbacks, event.callbacks = event.callbacks, None
-            for callback in callbacks:
-                callback(event)
-            if not event._ok and not hasattr(event, "_defused"):
-                raise event._value
+        run_events(env, math.inf, [])  # (to the last event: its end, after every other, is not counted)
     else:
         env.run()
     return processes * (steps + 2) / (time.perf_counter() - t0)
@@ -190,7 +183,7 @@ def main() -> None:
     add("model event rate, Drammen replication (median)", statistics.median(r[0] for r in runs), "events/s")
     add("model rate / simpy rate (median of adjacent pairs)",
         statistics.median(r[0] / f for r, f in zip(runs, floors)), "ratio", ">= 0.35")
-    # context: the floor with SimPy's loop written out as the model runs it (Model._handle_events)
+    # context: the floor with SimPy's loop written out as the model runs it (sim.model.run_events)
     add("simpy rate, loop written out as the model's (median)", statistics.median(written_out), "events/s")
     add("model rate / that rate (median of adjacent pairs)",
         statistics.median(r[0] / f for r, f in zip(runs, written_out)), "ratio")

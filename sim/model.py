@@ -87,7 +87,7 @@ N_UNIFORMS = ATTEMPT_BASE + PER_ATTEMPT * MAX_ATTEMPTS
 
 # An event due now or later this month joins SimPy's queue as ``env.schedule`` puts it there, an entry (time,
 # priority, id, event), but without the call to it: one call fewer on the hottest paths (1.6 % of a replication's
-# instructions). Like ``env._now``, :class:`_Due` and :meth:`Model._handle_events`, this relies on SimPy 4's
+# instructions). Like ``env._now``, :class:`_Due` and :func:`run_events`, this relies on SimPy 4's
 # internals, which tests/test_model.py checks (events fire at their exact times, in SimPy's order, and the model's
 # count of events matches its loop's).
 NORMAL, URGENT = simpy.events.NORMAL, simpy.events.URGENT
@@ -171,7 +171,7 @@ class _Due:
     """An event that succeeds, with no value, when the loop reaches the time it is due.
 
     It is what ``simpy.Timeout`` does, made as cheaply as an object can be: the loop (SimPy's
-    ``Environment.step``, or :meth:`Model._handle_events`) reads only an event's ``callbacks`` and ``_ok``, and a
+    ``Environment.step``, or :func:`run_events`) reads only an event's ``callbacks`` and ``_ok``, and a
     process that yields it (``Process._resume``) only ``callbacks``, ``_ok`` and ``_value``. Every wait of the
     model is one of these, so its cost is paid tens of thousands of times a run. Unlike a timeout it is not put
     in SimPy's queue when it is made: a wait due in a later month waits in that month's list (see
@@ -191,7 +191,7 @@ class _Due:
 class _Call:
     """A timed call: ``action(arg)`` at time ``t``. It waits in SimPy's event queue (or its month's list) like an
     event, and the model's loop calls its action when it comes due, with no callbacks in between (see
-    :meth:`Model._handle_events`): a call is one small object, made when it is asked for (see :meth:`Model._at`).
+    :func:`run_events`): a call is one small object, made when it is asked for (see :meth:`Model._at`).
     Every action takes one argument: a call waits for years at county scale, and a tuple of arguments would be
     another object to keep, and to fetch from memory when it fires."""
 
@@ -204,11 +204,55 @@ class _Call:
 
 
 class _EndOfRun(Exception):
-    """Raised by the call at the end of the period to stop :meth:`Model._handle_events`."""
+    """Raised by the call at the end of the period to stop :func:`run_events`."""
 
 
 def _stop(_) -> None:
     raise _EndOfRun
+
+
+def run_events(env: simpy.Environment, until: float, due: list) -> None:
+    """SimPy's loop, to time ``until``: what ``env.run(until)`` does, by the steps of ``Environment.step``, with two
+    sources of events rather than one.
+
+    SimPy's heap holds what the model asks for during the current month: waits and calls due before its end,
+    processes starting and ending, places and loans handed over. The month's list (``due``, kept by the model's
+    calendar) holds, sorted with the first due last, what had been asked for before the month began: most of a
+    run's events, tenants' exits and screenings asked for years ahead among them. The loop takes whichever comes
+    first, in SimPy's own order: by time, then urgent before normal, then the first asked for first (and everything
+    on the month's list was asked for before anything in the heap that is due this month, since nothing is put in
+    the heap for a later month). So the heap stays small at any stock, and the month's events cost a comparison each
+    rather than a push and a pop. The end is an urgent event at its time, as SimPy's own ``until``. Written out
+    here, an event costs no call to ``step``, and a timed call (:class:`_Call`) has its action called directly.
+    Like ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals; tests/test_model.py checks the order,
+    the times and the count of events. (The benchmark runs SimPy's floor through it too, for comparison.)"""
+    queue = env._queue
+    env.schedule(_Call(until, _stop, None), URGENT, until - env._now)
+    try:
+        while True:
+            if due:
+                event = due[-1]
+                t = event.t
+                first = queue[0]  # (never empty: the end is in it)
+                if t < first[0] or (t == first[0] and first[1] == NORMAL):
+                    due.pop()
+                    env._now = t
+                else:
+                    env._now, _, _, event = heappop(queue)
+            else:
+                env._now, _, _, event = heappop(queue)
+            if type(event) is _Call:
+                event.action(event.arg)
+                continue
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):  # a process failed: raise its error, as SimPy
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
+    except _EndOfRun:
+        pass
 
 
 class Advisers:
@@ -368,7 +412,7 @@ class Model:
         # update)
         self._loans_diff = [0] * (n + 1)
         self._default_diff = [0] * (n + 1)
-        self.events_handled = 0  # every event SimPy handles for this run (tests check it against its loop)
+        self.events_handled = 0  # every event the loop handles for this run (tests check it against the loop)
         self.record_events = record_events
         self.events: list[tuple] = []
         # the calls and waits due in month m (each carries its time, t), moved to ``_due`` when the month begins
@@ -445,7 +489,7 @@ class Model:
 
     def wait(self, dt: float) -> simpy.Event:
         """An event a process yields to wait ``dt`` months. Like :meth:`_after`, a wait that ends in a later month
-        waits in that month's list (see :meth:`_handle_events`), not in SimPy's queue."""
+        waits in that month's list (see :func:`run_events`), not in SimPy's queue."""
         now = self.env._now
         t = now + dt if dt > 0.0 else now
         m = int(t)
@@ -595,7 +639,7 @@ class Model:
             if m > 0:
                 self._record_levels(m - 1)
             # the calls and waits due this month, and the month's newcomers, in order of time: the loop takes
-            # them from the end of ``_due`` (see _handle_events)
+            # them from the end of ``_due`` (see run_events)
             due = self._later[m]
             self._later[m] = None
             for per_month, households, action in self._newcomers:
@@ -685,7 +729,7 @@ class Model:
         process for a single step (re-letting, leaving, referral, giving up).
 
         A call due in a later month waits in that month's list, sorted when the month begins (see
-        :meth:`_calendar` and :meth:`_handle_events`). Most are tenants' exits years ahead; kept out of SimPy's
+        :meth:`_calendar` and :func:`run_events`). Most are tenants' exits years ahead; kept out of SimPy's
         queue, they do not make every queue operation slower, which is what made the cost grow faster than the
         stock. (:meth:`wait` repeats these lines for a process's wait rather than share a helper: a call more per
         event, on the hottest path, measured 1.8 % more instructions per run.)"""
@@ -1114,49 +1158,9 @@ class Model:
         return self
 
     def _handle_events(self, until: float | None = None) -> None:
-        """SimPy's loop, to the end of the period (or ``until``): what ``env.run(until)`` does, by the steps of
-        ``Environment.step``, with two sources of events rather than one.
-
-        SimPy's heap holds what was asked for during the current month: waits and calls due before its end,
-        processes starting and ending, places and loans handed over. The month's list (``_due``) holds, sorted,
-        what had been asked for before the month began: most of a run's events, tenants' exits and screenings asked
-        for years ahead among them. The loop takes whichever comes first, in SimPy's own order: by time, then
-        urgent before normal, then the first asked for first (and everything on the month's list was asked for
-        before anything in the heap that is due this month, since nothing is put in the heap for a later month).
-        So the heap stays small at any stock, and the month's events cost a comparison each rather than a push
-        and a pop. The end is an urgent event at its time, as SimPy's own ``until``. Written out here, an event
-        costs no call to ``step``, and a timed call (:class:`_Call`) has its action called directly. Like
-        ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals; tests/test_model.py checks the order,
-        the times and the count of events."""
-        env = self.env
-        queue, due = env._queue, self._due
-        end = self.t_end if until is None else float(until)
-        env.schedule(_Call(end, _stop, None), URGENT, end - env._now)
-        try:
-            while True:
-                if due:
-                    event = due[-1]
-                    t = event.t
-                    first = queue[0]  # (never empty: the end is in it)
-                    if t < first[0] or (t == first[0] and first[1] == NORMAL):
-                        due.pop()
-                        env._now = t
-                    else:
-                        env._now, _, _, event = heappop(queue)
-                else:
-                    env._now, _, _, event = heappop(queue)
-                if type(event) is _Call:
-                    event.action(event.arg)
-                    continue
-                callbacks, event.callbacks = event.callbacks, None
-                for callback in callbacks:
-                    callback(event)
-                if not event._ok and not hasattr(event, "_defused"):  # a process failed: raise its error, as SimPy
-                    exc = type(event._value)(*event._value.args)
-                    exc.__cause__ = event._value
-                    raise exc
-        except _EndOfRun:
-            pass
+        """Handle events to the end of the period (or ``until``), from SimPy's heap and this month's list (see
+        :func:`run_events`)."""
+        run_events(self.env, self.t_end if until is None else float(until), self._due)
 
     def _close(self) -> None:
         """Let go of the processes still waiting at the end (in a queue, or for a time after the end).
