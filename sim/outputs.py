@@ -509,6 +509,7 @@ def read_result_table(path: Path, columns: Iterable[str], values: Iterable[str] 
     if not data.endswith((b"\n", b"\r")):  # (lte and Excel end every line, the last too; old Macs with \r)
         raise UserError(f"{damaged} (its last line is cut short: the file does not end with a line break); "
                         "run it again")
+
     def unreadable(exc: csv.Error) -> UserError:  # (its message's advice is for programmers)
         return UserError(f"{path}: not a readable table ({str(exc).split(' - ')[0]}); run it again")
 
