@@ -9,16 +9,22 @@ Whenever money arrives, the line is served first-fit in priority order: the firs
 fits is served, then the next, so a large loan at the head does not block smaller ones behind it.
 
 The pots are plain numbers rather than ``simpy.Container``s: nobody waits on a pot itself (the line does
-the waiting), and a container would schedule an event for every put and get. The line keeps the waiting
-amounts sorted as well, so serving stops as soon as no waiting loan can fit; the cost of serving then
-grows with the loans granted, not with the length of the line.
+the waiting), and a container would schedule an event for every put and get. The line also keeps the
+smallest amounts waiting at hand (in heaps), so serving stops as soon as no loan waiting can fit.
+
+At county scale the line holds thousands, so nothing is taken out of its middle: a loan granted or given
+up is only marked as out of line, and the line is rebuilt without such loans once they outnumber those
+waiting. Giving up and serving then cost the same at any length of line, where taking an entry out of the
+middle of a list costs in proportion to its length.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
 
 import simpy
 
@@ -40,6 +46,7 @@ class Application:
     event: simpy.Event | None = None
     pot: str = ""
     year: int = 0
+    in_line: bool = False  # waiting in the line now
 
     @property
     def granted(self) -> bool:
@@ -55,12 +62,28 @@ class Frame:
         self.priority = priority
         self.carry_over = carry_over
         self.level = {EARMARKED: 0.0, GENERAL: 0.0}
-        self.waiting: list[Application] = []  # in priority order
+        # the line in priority order, with loans that have left it (``in_line`` False) until it is rebuilt
+        self._line: list[Application] = []
         self._keys: list[tuple] = []  # their keys, so the line is searched with C-level tuple comparisons
-        self._amounts: list[float] = []  # every waiting amount, sorted
-        self._amounts_lte: list[float] = []  # the leie-til-eie ones (they may also use the earmark), sorted
+        self._in_line = 0
+        self._gone = 0  # loans that left the line since it was last rebuilt
+        # the amounts in line, smallest first: heaps of (amount, sequence number, application), holding loans that
+        # have left the line until they come to the top or the line is rebuilt. All of the loans (they may use the
+        # general pot), and the leie-til-eie ones (they may also use the earmark).
+        self._amounts: list[tuple[float, int, Application]] = []
+        self._amounts_lte: list[tuple[float, int, Application]] = []
         self.year = 0
         self._seq = itertools.count()
+
+    @property
+    def waiting(self) -> list[Application]:
+        """The loans waiting, in priority order."""
+        return [app for app in self._line if app.in_line]
+
+    @property
+    def queued(self) -> int:
+        """How many loans are waiting."""
+        return self._in_line
 
     @property
     def remaining_nok(self) -> float:
@@ -101,28 +124,41 @@ class Frame:
             self._grant(app, pot)
         else:
             app.event = self.env.event()
-            i = bisect.bisect_right(self._keys, app.key)
-            self._keys.insert(i, app.key)
-            self.waiting.insert(i, app)
-            bisect.insort(self._amounts, amount_nok)
+            app.in_line = True
+            self._in_line += 1
+            keys = self._keys
+            if not keys or keys[-1] < app.key:  # the usual case: first come, or the last of its class
+                keys.append(app.key)
+                self._line.append(app)
+            else:
+                i = bisect.bisect_right(keys, app.key)
+                keys.insert(i, app.key)
+                self._line.insert(i, app)
+            entry = (amount_nok, app.key[-1], app)  # (by the sequence number, no two entries compare their apps)
+            heappush(self._amounts, entry)
             if lte:
-                bisect.insort(self._amounts_lte, amount_nok)
+                heappush(self._amounts_lte, entry)
         return app
 
     def withdraw(self, app: Application) -> bool:
         """An applicant gives up waiting. Returns False if the loan was granted already (nothing to withdraw)."""
-        i = bisect.bisect_left(self._keys, app.key)
-        if i < len(self.waiting) and self.waiting[i] is app:
-            self._remove(i)
-            return True
-        return False
+        if not app.in_line:
+            return False
+        self._leave(app)
+        return True
 
-    def _remove(self, i: int) -> None:
-        app = self.waiting.pop(i)
-        del self._keys[i]
-        del self._amounts[bisect.bisect_left(self._amounts, app.amount_nok)]
-        if app.lte:
-            del self._amounts_lte[bisect.bisect_left(self._amounts_lte, app.amount_nok)]
+    def _leave(self, app: Application) -> None:
+        """The loan leaves the line (granted or given up); the line is rebuilt once more have left than wait."""
+        app.in_line = False
+        self._in_line -= 1
+        self._gone += 1
+        if self._gone > 32 and self._gone > self._in_line:
+            self._line = [a for a in self._line if a.in_line]
+            self._keys = [a.key for a in self._line]
+            for heap in (self._amounts, self._amounts_lte):
+                heap[:] = [entry for entry in heap if entry[2].in_line]
+                heapify(heap)
+            self._gone = 0
 
     def add(self, amount_nok: float) -> None:
         """A round arrives: split it between the earmark and the general pot, then serve the line."""
@@ -150,18 +186,26 @@ class Frame:
         self.level[EARMARKED] = self.level[GENERAL] = 0.0
         return expired
 
+    @staticmethod
+    def _smallest(heap: list) -> float:
+        """The smallest amount in line in this heap (inf if none)."""
+        while heap and not heap[0][2].in_line:
+            heappop(heap)
+        return heap[0][0] if heap else math.inf
+
     def _anything_fits(self) -> bool:
-        return bool((self._amounts and self._amounts[0] <= self.level[GENERAL])
-                    or (self._amounts_lte and self._amounts_lte[0] <= self.level[EARMARKED]))
+        return (self._smallest(self._amounts) <= self.level[GENERAL]
+                or self._smallest(self._amounts_lte) <= self.level[EARMARKED])
 
     def _serve(self) -> None:
-        """First-fit in priority order, stopping as soon as no waiting loan fits what is left."""
-        i = 0
-        while i < len(self.waiting) and self._anything_fits():
-            app = self.waiting[i]
-            pot = self._pot_for(app)
-            if pot is None:
-                i += 1
-                continue
-            self._remove(i)
-            self._grant(app, pot)
+        """First-fit in priority order, stopping as soon as no loan waiting fits what is left."""
+        if not self._anything_fits():
+            return
+        for app in self._line:  # (rebuilt as it is walked, the line is a new list, and this one stays as it was)
+            if app.in_line:
+                pot = self._pot_for(app)
+                if pot is not None:
+                    self._leave(app)
+                    self._grant(app, pot)
+                    if not self._anything_fits():
+                        return

@@ -686,7 +686,7 @@ class Model:
         lv["vacant_units"][m] = len(self.stock) - self.tenants
         lv["in_advice"][m] = self.in_advice
         lv["advice_queue"][m] = self.advisers.queued if self.advisers else 0
-        lv["waiting_for_frame"][m] = len(self.frame.waiting)
+        lv["waiting_for_frame"][m] = self.frame.queued
         lv["frame_remaining_nok"][m] = self.frame.remaining_nok
         lv["tilskudd_remaining_nok"][m] = self.tilskudd_left
         lv["rent_roll_nok_month"][m] = self.rent_roll0 * p.cost_index[m]

@@ -138,7 +138,10 @@ def test_pots_never_go_below_zero_under_many_random_operations():
         assert min(f.level.values()) >= 0
         # nothing waiting could have been served: first-fit leaves no loan that fits its pots
         assert not any(f._pot_for(a) for a in f.waiting)
-        assert sorted(a.amount_nok for a in f.waiting) == f._amounts
+        # every loan waiting is in the line's heaps once: the leie-til-eie ones in both
+        waiting = f.waiting
+        assert f.queued == len(waiting) == len({id(a) for a in waiting})
+        assert {id(a) for a in waiting if a.lte} == {id(e[2]) for e in f._amounts_lte if e[2].in_line}
 
 
 class ReferenceFrame:
@@ -189,8 +192,8 @@ class ReferenceFrame:
 @pytest.mark.parametrize("priority", ["first_come", "families_first", "lte_first", "smallest_loan_first"])
 def test_the_line_decides_as_the_plain_rule_does(priority):
     """Long random sequences of requests, give-ups, refunds and rounds, with a line of hundreds: the same loans
-    granted from the same pots, and the same line, as the plain rule (the frame keeps sorted amounts to stop
-    serving early)."""
+    granted from the same pots, and the same line, as the plain rule (the frame keeps the smallest amounts at hand
+    to stop serving early, and marks loans out of line rather than taking them out)."""
     import random
 
     rnd = random.Random(11)
@@ -223,6 +226,8 @@ def test_the_line_decides_as_the_plain_rule_does(priority):
         assert [a.key for a in f.waiting] == [e[0] for e in ref.line]
         assert f.level == pytest.approx(ref.level, abs=1e-3)
         longest = max(longest, len(f.waiting))
+        # loans out of line are dropped from it before they outnumber those in it (the line's memory is bounded)
+        assert len(f._line) <= 2 * f.queued + 32 and len(f._amounts) <= 2 * f.queued + 32
         if rnd.random() < 0.01:
             env.run(until=env.now + 1)  # time passes: the first-come keys are times
     assert len(ref.granted) > 800 and len(refunded) > 50 and longest > 200
