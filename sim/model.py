@@ -649,6 +649,7 @@ class Model:
             due.sort(key=_time_of)  # stable: equal times keep the order they were asked for
             due.reverse()
             self._due += due  # (empty until now: all of last month's were due before this boundary)
+            del due  # the loop's list holds them now, so each is freed as it fires, while still in the caches
             ym = p.start.plus(m)
             year_no = ym.year - p.start.year
             if ym.month == 1 or m == 0:
