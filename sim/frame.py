@@ -14,8 +14,9 @@ smallest amounts waiting at hand (in heaps), so serving stops as soon as no loan
 
 At county scale the line holds thousands, so nothing is taken out of its middle: a loan granted or given
 up is only marked as out of line, and the line is rebuilt without such loans once they outnumber those
-waiting. Giving up and serving then cost the same at any length of line, where taking an entry out of the
-middle of a list costs in proportion to its length.
+waiting. A loan leaving the line then costs the same at any length of line, where taking an entry out of
+the middle of a list costs in proportion to its length (and a round that grants thousands of loans took
+thousands out).
 """
 
 from __future__ import annotations
