@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 import simpy  # noqa: E402
 
 from sim import scenario as sc  # noqa: E402
-from sim.model import Model, collector_paused, run_events  # noqa: E402
+from sim.events import run_events  # noqa: E402
+from sim.model import Model, collector_paused  # noqa: E402
 from sim.runner import run_replication, streams_for  # noqa: E402
 
 DRAMMEN = ROOT / "scenarios" / "drammen.toml"
@@ -37,7 +38,7 @@ def simpy_floor(processes: int = 2000, steps: int = 100, written_out: bool = Fal
     """Raw SimPy: processes that only wait on timeouts. Returns events per second, counting every event SimPy's
     loop handles (each process's start and end as well as its timeouts), as the model's counter does.
 
-    ``written_out``: run the processes with the model's own loop (``sim.model.run_events``: the steps of
+    ``written_out``: run the processes with the model's own loop (``sim.events.run_events``: the steps of
     ``Environment.step`` in one loop, no call per event) rather than by ``env.run()``. For context: it shows how
     much of the model's rate against the floor comes from running the loop itself."""
     env = simpy.Environment()
@@ -183,7 +184,7 @@ def main() -> None:
     add("model event rate, Drammen replication (median)", statistics.median(r[0] for r in runs), "events/s")
     add("model rate / simpy rate (median of adjacent pairs)",
         statistics.median(r[0] / f for r, f in zip(runs, floors)), "ratio", ">= 0.35")
-    # context: the floor with SimPy's loop written out as the model runs it (sim.model.run_events)
+    # context: the floor with SimPy's loop written out as the model runs it (sim.events.run_events)
     add("simpy rate, loop written out as the model's (median)", statistics.median(written_out), "events/s")
     add("model rate / that rate (median of adjacent pairs)",
         statistics.median(r[0] / f for r, f in zip(runs, written_out)), "ratio")

@@ -29,6 +29,8 @@ from heapq import heapify, heappop, heappush
 
 import simpy
 
+from sim.events import Signal
+
 PRIORITY_RULES = ("first_come", "families_first", "lte_first", "smallest_loan_first")
 EARMARKED, GENERAL = "earmarked", "general"
 
@@ -44,7 +46,7 @@ class Application:
     amount_nok: float
     lte: bool
     requested_at: float
-    event: simpy.Event | None = None
+    event: Signal | None = None
     pot: str = ""
     year: int = 0
     in_line: bool = False  # waiting in the line now
@@ -124,7 +126,7 @@ class Frame:
         if pot is not None:
             self._grant(app, pot)
         else:
-            app.event = self.env.event()
+            app.event = Signal(self.env)
             app.in_line = True
             self._in_line += 1
             keys = self._keys

@@ -23,7 +23,7 @@ import math
 import operator
 from collections import deque
 from collections.abc import Iterator
-from heapq import heappop, heappush
+from heapq import heappush
 
 import numpy as np
 import simpy
@@ -31,6 +31,7 @@ from scipy import special
 from scipy.special import cython_special
 
 from sim import lending
+from sim.events import NORMAL, URGENT, Call, Due, Signal, run_events
 from sim.frame import Frame
 from sim.scenario import Scenario
 from sim.timeline import YearMonth, parse_dated, resolve_monthly
@@ -84,13 +85,6 @@ PER_ATTEMPT = 6
 MAX_ATTEMPTS = 4
 HOUSEHOLD_CHUNK = 256  # households built at a time, just before they arrive (see _build_households)
 N_UNIFORMS = ATTEMPT_BASE + PER_ATTEMPT * MAX_ATTEMPTS
-
-# An event due now or later this month joins SimPy's queue as ``env.schedule`` puts it there, an entry (time,
-# priority, id, event), but without the call to it: one call fewer on the hottest paths (1.6 % of a replication's
-# instructions). Like ``env._now``, :class:`_Due` and :func:`run_events`, this relies on SimPy 4's
-# internals, which tests/test_model.py checks (events fire at their exact times, in SimPy's order, and the model's
-# count of events matches its loop's).
-NORMAL, URGENT = simpy.events.NORMAL, simpy.events.URGENT
 
 # Stream names, in a fixed order: each is spawned from the replication's seed by its index.
 STREAMS = ("stock", "tenants", "arrivals", "other_borrowers", "frame_rounds")
@@ -167,94 +161,6 @@ class Household:
         self.exit_at = math.inf
 
 
-class _Due:
-    """An event that succeeds, with no value, when the loop reaches the time it is due.
-
-    It is what ``simpy.Timeout`` does, made as cheaply as an object can be: the loop (SimPy's
-    ``Environment.step``, or :func:`run_events`) reads only an event's ``callbacks`` and ``_ok``, and a
-    process that yields it (``Process._resume``) only ``callbacks``, ``_ok`` and ``_value``. Every wait of the
-    model is one of these, so its cost is paid tens of thousands of times a run. Unlike a timeout it is not put
-    in SimPy's queue when it is made: a wait due in a later month waits in that month's list (see
-    :meth:`Model.wait`), and it carries the time it is due (``t``). tests/test_model.py checks that processes
-    and calls wake at their exact times with this SimPy version.
-    """
-
-    __slots__ = ("t", "callbacks")
-    _ok = True
-    _value = None
-
-    def __init__(self, t: float):
-        self.t = t
-        self.callbacks = []
-
-
-class _Call:
-    """A timed call: ``action(arg)`` at time ``t``. It waits in SimPy's event queue (or its month's list) like an
-    event, and the model's loop calls its action when it comes due, with no callbacks in between (see
-    :func:`run_events`): a call is one small object, made when it is asked for (see :meth:`Model._at`).
-    Every action takes one argument: a call waits for years at county scale, and a tuple of arguments would be
-    another object to keep, and to fetch from memory when it fires."""
-
-    __slots__ = ("t", "action", "arg")
-
-    def __init__(self, t: float, action, arg):
-        self.t = t
-        self.action = action
-        self.arg = arg
-
-
-class _EndOfRun(Exception):
-    """Raised by the call at the end of the period to stop :func:`run_events`."""
-
-
-def _stop(_) -> None:
-    raise _EndOfRun
-
-
-def run_events(env: simpy.Environment, until: float, due: list) -> None:
-    """SimPy's loop, to time ``until``: what ``env.run(until)`` does, by the steps of ``Environment.step``, with two
-    sources of events rather than one.
-
-    SimPy's heap holds what the model asks for during the current month: waits and calls due before its end,
-    processes starting and ending, places and loans handed over. The month's list (``due``, kept by the model's
-    calendar) holds, sorted with the first due last, what had been asked for before the month began: most of a
-    run's events, tenants' exits and screenings asked for years ahead among them. The loop takes whichever comes
-    first, in SimPy's own order: by time, then urgent before normal, then the first asked for first (and everything
-    on the month's list was asked for before anything in the heap that is due this month, since nothing is put in
-    the heap for a later month). So the heap stays small at any stock, and the month's events cost a comparison each
-    rather than a push and a pop. The end is an urgent event at its time, as SimPy's own ``until``. Written out
-    here, an event costs no call to ``step``, and a timed call (:class:`_Call`) has its action called directly.
-    Like ``env._now`` and :class:`_Due`, this relies on SimPy 4's internals; tests/test_model.py checks the order,
-    the times and the count of events. (The benchmark runs SimPy's floor through it too, for comparison.)"""
-    queue = env._queue
-    env.schedule(_Call(until, _stop, None), URGENT, until - env._now)
-    try:
-        while True:
-            if due:
-                event = due[-1]
-                t = event.t
-                first = queue[0]  # (never empty: the end is in it)
-                if t < first[0] or (t == first[0] and first[1] == NORMAL):
-                    due.pop()
-                    env._now = t
-                else:
-                    env._now, _, _, event = heappop(queue)
-            else:
-                env._now, _, _, event = heappop(queue)
-            if type(event) is _Call:
-                event.action(event.arg)
-                continue
-            callbacks, event.callbacks = event.callbacks, None
-            for callback in callbacks:
-                callback(event)
-            if not event._ok and not hasattr(event, "_defused"):  # a process failed: raise its error, as SimPy
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                raise exc
-    except _EndOfRun:
-        pass
-
-
 class Advisers:
     """The advisers' places: at most ``capacity`` households in advice at once, the rest queue in order.
 
@@ -269,7 +175,7 @@ class Advisers:
         self.env = env
         self.capacity = capacity
         self.busy = 0
-        self.queue: deque[simpy.Event] = deque()
+        self.queue: deque[Signal] = deque()
         self._gone = 0  # events in the queue whose household has left it
 
     @property
@@ -277,16 +183,16 @@ class Advisers:
         """Households waiting for a place."""
         return len(self.queue) - self._gone
 
-    def request(self) -> simpy.Event | None:
+    def request(self) -> Signal | None:
         """None if a place is free (and now taken); else an event that fires when one is handed over."""
         if self.busy < self.capacity:
             self.busy += 1
             return None
-        event = self.env.event()
+        event = Signal(self.env)
         self.queue.append(event)
         return event
 
-    def leave(self, event: simpy.Event) -> None:
+    def leave(self, event: Signal) -> None:
         """The household waiting on ``event`` leaves the queue (its event fires with False), unless its place has
         come already."""
         if not event.triggered:
@@ -390,7 +296,7 @@ class Model:
         self.p = Params(scenario)
         self.rng = streams
         # the clock is read as ``env._now``, as SimPy's own loop reads it: ``env.now`` is a property, a Python call
-        # on nearly every event (4 % of a replication's instructions); like _Due, this relies on SimPy 4's internals
+        # on nearly every event (4 % of a replication's instructions); like Due, this relies on SimPy 4's internals
         self.env = simpy.Environment()
         self.n = n = self.p.n
         self.t_end = float(n)  # the end as a time: a float compared with an int takes the interpreter's slow path
@@ -487,16 +393,16 @@ class Model:
                             "lte" if (hh is None or hh.lte) else "other",
                             event, dwelling.id if dwelling else -1, startlan, grant, price))
 
-    def wait(self, dt: float) -> simpy.Event:
+    def wait(self, dt: float) -> Due | Signal:
         """An event a process yields to wait ``dt`` months. Like :meth:`_after`, a wait that ends in a later month
         waits in that month's list (see :func:`run_events`), not in SimPy's queue."""
         now = self.env._now
         t = now + dt if dt > 0.0 else now
         m = int(t)
         if m >= self.n:  # ends after the run: never fires, and is not counted
-            return self.env.event()
+            return Signal(self.env)  # (never decided)
         self.events_handled += 1
-        event = _Due(t)
+        event = Due(t)
         if m > self.this_month:
             self._later[m].append(event)
         else:
@@ -645,7 +551,7 @@ class Model:
             for per_month, households, action in self._newcomers:
                 for hh in itertools.islice(households, per_month[m]):
                     self.events_handled += 1
-                    due.append(_Call(hh.arrived, action, hh))
+                    due.append(Call(hh.arrived, action, hh))
             due.sort(key=_time_of)  # stable: equal times keep the order they were asked for
             due.reverse()
             self._due += due  # (empty until now: all of last month's were due before this boundary)
@@ -670,14 +576,14 @@ class Model:
         """The year that ends with month m - 1 closes: what is left of its frame expires, counted in that month."""
         self._months[m - 1].frame_expired_nok += self.frame.close_year(self.p.start.plus(m).year)
 
-    def _month_boundary(self) -> simpy.Event:
+    def _month_boundary(self) -> Due:
         """A one-month wait that fires before any other event at the same instant, so month-end levels
         exclude what happens exactly at the boundary (which flows count in the new month). The boundary at the
         end of the run is never handled (the run stops first), so it is not counted."""
         if self.env._now + 1.0 < self.n:
             self.events_handled += 1
-        event = _Due(self.env._now + 1.0)
-        self.env.schedule(event, simpy.events.URGENT, 1.0)
+        event = Due(self.env._now + 1.0)
+        self.env.schedule(event, URGENT, 1.0)
         return event
 
     def _record_levels(self, m: int) -> None:
@@ -739,13 +645,13 @@ class Model:
             return
         self.events_handled += 1
         if m > self.this_month:
-            self._later[m].append(_Call(t, action, arg))
+            self._later[m].append(Call(t, action, arg))
         else:
             env = self.env
             now = env._now
             if t < now:
                 t = now
-            heappush(env._queue, (now + (t - now), NORMAL, next(env._eid), _Call(t, action, arg)))
+            heappush(env._queue, (now + (t - now), NORMAL, next(env._eid), Call(t, action, arg)))
 
     def _after(self, delay: float, action, arg) -> None:
         """Call ``action(arg)`` after ``delay`` months (see :meth:`_at`)."""

@@ -284,10 +284,10 @@ def test_the_event_count_is_every_event_the_loop_handles(short, name, monkeypatc
     and give-ups), less the one event that stops the run."""
     import heapq
 
-    import sim.model
+    import sim.events
 
     popped = []
-    monkeypatch.setattr(sim.model, "heappop", lambda queue: popped.append(1) or heapq.heappop(queue))
+    monkeypatch.setattr(sim.events, "heappop", lambda queue: popped.append(1) or heapq.heappop(queue))
     monkeypatch.setattr(_CountingList, "taken", 0)
     model = Model(sc.with_overrides(short, VARIANTS[name]), streams_for(2, 0))
     model._due = _CountingList()
@@ -318,7 +318,7 @@ def test_events_at_the_same_instant_come_in_simpys_order(short):
     """The loop takes events from SimPy's heap and from the month's list of those asked for before the month
     began. At one instant SimPy's order holds across both: urgent events first, then in the order they were asked
     for (the month's list, itself in the order asked, before what was asked for during the month)."""
-    from sim.model import URGENT, _Call
+    from sim.events import URGENT, Call
 
     model = Model(short, streams_for(1, 0))
     order = []
@@ -327,7 +327,7 @@ def test_events_at_the_same_instant_come_in_simpys_order(short):
 
     def during_the_month(_):
         model._at(2.5, order.append, "late")  # asked for in month 2: in the heap, after the month's list
-        model.env.schedule(_Call(2.5, order.append, "urgent"), URGENT, 0.25)
+        model.env.schedule(Call(2.5, order.append, "urgent"), URGENT, 0.25)
 
     model._after(2.25, during_the_month, None)
     model._after(2.5 - 2 ** -40, order.append, "just before")
