@@ -65,6 +65,33 @@ class Call:
         self.arg = arg
 
 
+class Signal:
+    """An event that something decides later: ``succeed(value)`` fires it, and a process waiting on it resumes with
+    the value. It is what ``simpy.Event`` does for the model (an advisers' place handed over, or not; a loan granted
+    by the frame, or given up), without its instance dictionary: two hundred thousand of them at 150k dwellings."""
+
+    __slots__ = ("env", "callbacks", "_value")
+    _ok = True
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self.callbacks = []
+        self._value = PENDING
+
+    @property
+    def triggered(self) -> bool:
+        """Whether it has been decided (its callbacks may not have run yet)."""
+        return self._value is not PENDING
+
+    def succeed(self, value) -> None:
+        """Decide it: it fires now, after what is due at this instant already (as ``simpy.Event.succeed``)."""
+        if self._value is not PENDING:
+            raise RuntimeError(f"{self} has already been decided")
+        self._value = value
+        env = self.env
+        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
+
+
 class _EndOfRun(Exception):
     """Raised by the call at the end of the period to stop :func:`run_events`."""
 
@@ -115,30 +142,3 @@ def run_events(env: simpy.Environment, until: float, due: list) -> None:
                 raise exc
     except _EndOfRun:
         pass
-
-
-class Signal:
-    """An event that something decides later: ``succeed(value)`` fires it, and a process waiting on it resumes with
-    the value. It is what ``simpy.Event`` does for the model (an advisers' place handed over, or not; a loan granted
-    by the frame, or given up), without its instance dictionary: two hundred thousand of them at 150k dwellings."""
-
-    __slots__ = ("env", "callbacks", "_value")
-    _ok = True
-
-    def __init__(self, env: simpy.Environment):
-        self.env = env
-        self.callbacks = []
-        self._value = PENDING
-
-    @property
-    def triggered(self) -> bool:
-        """Whether it has been decided (its callbacks may not have run yet)."""
-        return self._value is not PENDING
-
-    def succeed(self, value) -> None:
-        """Decide it: it fires now, after what is due at this instant already (as ``simpy.Event.succeed``)."""
-        if self._value is not PENDING:
-            raise RuntimeError(f"{self} has already been decided")
-        self._value = value
-        env = self.env
-        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
