@@ -126,7 +126,7 @@ def load(path: str | Path) -> Sweep:
         raise ScenarioError(f, [("", "is a scenario file (it names no base scenario), not a sweep file; "
                                      "run it with lte run, or name it as the base of a sweep file")])
     problems = [(key, f"unknown key{sc._suggest(key, TOP_KEYS)}") for key in raw if key not in TOP_KEYS]
-    base_file, base, base_ok, base_loaded = _base(raw, path, problems)
+    base_loaded, base, base_ok = _base(raw, path, problems)
     name, reps, seed = _settings(raw, path, base, problems)
     not_tables = [key for key in ("levers", "uncertainties", "design") if not isinstance(raw.get(key, {}), dict)]
     problems += [(key, f"must be a table ([{key}] with key = value lines)") for key in not_tables]
@@ -154,17 +154,17 @@ def load(path: str | Path) -> Sweep:
                                      "lever values, samples or steps, or fewer replications")])
     for lv in levers:
         chosen.setdefault(lv.key, lv.labels[0])
-    sweep = Sweep(path, name, raw.get("description", ""), base_file, base, reps, seed,
+    sweep = Sweep(path, name, raw.get("description", ""), base_loaded.files[0], base, reps, seed,
                   levers, uncertainties, kind, samples, design_seed, chosen)
     sweep.points = _points(sweep)
     sweep.base_files, sweep.base_files_sha256 = base_loaded.files, base_loaded.files_hash()
     return sweep
 
 
-def _base(raw: dict, path: Path, problems: list) -> tuple[Path, sc.Scenario, bool, sc.LoadedScenario]:
-    """The base scenario file and the base with the sweep's overrides; False if the overrides make it invalid
-    (reported among the file's problems: lever values are then not checked on it); and the base as loaded (its
-    files). Without a readable base nothing else can be checked, so that is raised at once."""
+def _base(raw: dict, path: Path, problems: list) -> tuple[sc.LoadedScenario, sc.Scenario, bool]:
+    """The base scenario as loaded (its files, the base file first), the base with the sweep's overrides, and False
+    if the overrides make it invalid (reported among the file's problems: lever values are then not checked on it).
+    Without a readable base nothing else can be checked, so that is raised at once."""
     f = str(path)
     if "base" not in raw or not isinstance(raw.get("base"), str):
         problems.append(("base", "required: the base scenario file, in quotes, relative to the sweep file"))
@@ -179,14 +179,14 @@ def _base(raw: dict, path: Path, problems: list) -> tuple[Path, sc.Scenario, boo
     if not isinstance(overrides, dict):
         raise ScenarioError(f, [("overrides", "must be a table of scenario key = value")])
     if not overrides:
-        return base_file, base, True, loaded
+        return loaded, base, True
     try:
-        return base_file, sc.with_overrides(base, _flatten_keys(overrides), f), True, loaded
+        return loaded, sc.with_overrides(base, _flatten_keys(overrides), f), True
     except ScenarioError as e:  # reported with the rest of the file's problems, under the key as written
         if e.file != f:
             raise
         problems.extend(_override_problem(key, rule, overrides) for key, rule in e.problems)
-        return base_file, base, False, loaded
+        return loaded, base, False
 
 
 def _settings(raw: dict, path: Path, base: sc.Scenario, problems: list) -> tuple[str, int, int]:
