@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import simpy  # noqa: E402
 
 from sim import scenario as sc  # noqa: E402
-from sim.events import run_events  # noqa: E402
+from sim.events import Environment, run_events  # noqa: E402
 from sim.model import Model, collector_paused  # noqa: E402
 from sim.runner import run_replication, streams_for  # noqa: E402
 
@@ -38,10 +38,11 @@ def simpy_floor(processes: int = 2000, steps: int = 100, written_out: bool = Fal
     """Raw SimPy: processes that only wait on timeouts. Returns events per second, counting every event SimPy's
     loop handles (each process's start and end as well as its timeouts), as the model's counter does.
 
-    ``written_out``: run the processes with the model's own loop (``sim.events.run_events``: the steps of
-    ``Environment.step`` in one loop, no call per event) rather than by ``env.run()``. For context: it shows how
-    much of the model's rate against the floor comes from running the loop itself."""
-    env = simpy.Environment()
+    ``written_out``: run the processes in the model's own environment and loop (``sim.events.Environment`` and
+    ``run_events``: the steps of ``Environment.step`` in one loop, no call per event, and what is scheduled for now
+    kept out of the heap) rather than by SimPy's ``env.run()``. For context: it shows how much of the model's rate
+    against the floor comes from running the loop itself."""
+    env = Environment() if written_out else simpy.Environment()
 
     def proc(env, d):
         for _ in range(steps):

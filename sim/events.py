@@ -8,25 +8,105 @@ them read (``callbacks``, ``_ok``, ``_value``), in slots:
 - :class:`Call`, a timed call: ``action(arg)`` at its time, with no process and no callbacks;
 - :class:`Signal`, an event decided later: fired with a value by ``succeed`` (``simpy.Event``'s job; an advisers'
   place handed over, a loan granted by the frame);
-- :func:`run_events`, SimPy's loop written out, taking events from SimPy's heap and from the month's list the
+- :class:`Environment`, SimPy's environment with what is scheduled for now kept in two lines beside its heap;
+- :func:`run_events`, SimPy's loop written out, taking events from that environment and from the month's list the
   model keeps beside it.
 
 They rely on SimPy 4's internals (its queue entries, ``env._now``, ``env._eid``, ``PENDING``): simpy is pinned below
 5, tests/test_model.py checks that events fire at their exact times, in SimPy's order, and that the model's count of
-events matches the loop's, and tests/test_events.py that a Signal fires as a SimPy event would.
+events matches the loop's, and tests/test_events.py that a Signal fires as a SimPy event would and that the
+environment keeps SimPy's order.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from heapq import heappop, heappush
 
 import simpy
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import EventPriority
 
-# SimPy's queue holds entries (time, priority, id, event), urgent before normal at one instant. The model and a Signal
-# push an event due now or later this month as ``env.schedule`` would, but without the call to it: one call fewer on
-# the hottest paths (1.6 % of a replication's instructions).
+# SimPy's queue holds entries (time, priority, id, event), urgent before normal at one instant. The model pushes an
+# event due later this month as ``env.schedule`` would, and appends one due now (as a Signal does) to the
+# environment's line, without the call to ``schedule``: one call fewer on the hottest paths (1.6 % of a replication's
+# instructions).
 NORMAL, URGENT = simpy.events.NORMAL, simpy.events.URGENT
 PENDING = simpy.events.PENDING
+
+
+class Environment(simpy.Environment):
+    """SimPy's environment, with what is scheduled for now kept out of its heap.
+
+    Most events the model schedules are for the instant they are asked for: a process starting (urgent), a process
+    ending, a place or a loan handed over (nine in ten of what passes through SimPy's heap at 150k dwellings). In
+    SimPy each is a push onto the heap and a pop off it, which cost in proportion to the logarithm of what the heap
+    holds, and the heap grows with the stock. Here they wait in two first-in, first-out lines, one per priority,
+    and SimPy's order (by time, urgent before normal, then first scheduled first) is kept without comparing them:
+    whatever the heap holds for this instant was scheduled before the instant began (anything scheduled since is
+    for now, and in a line, or for later), so at one instant the order is the heap's urgent events, the urgent
+    line, the heap's normal events, then the normal line. (The month's list of :func:`run_events`, all scheduled
+    before the month began, comes before the heap's normal events.) :meth:`step`, and so SimPy's ``run``, and
+    :func:`run_events` keep that order; tests/test_events.py checks it against SimPy's own environment.
+
+    Unlike SimPy's own, it does not bind ``process``, ``timeout`` and ``event`` to itself when made (SimPy does that
+    only for its own class), so it holds no reference cycle: the model calls ``simpy.Process`` directly."""
+
+    def __init__(self, initial_time: float = 0.0):
+        super().__init__(initial_time)
+        self._urgent: deque = deque()  # scheduled for now, urgent (a process starting)
+        self._normal: deque = deque()  # scheduled for now, normal
+
+    def schedule(self, event, priority=NORMAL, delay=0) -> None:
+        """Schedule ``event`` with ``priority`` after ``delay``: in a line if for now, else in the heap. (SimPy's
+        ``step`` reschedules an event interrupted by ``StopSimulation`` before all else, with a priority of its own:
+        that goes to the heap, which is looked at first.)"""
+        at = self._now + delay
+        if at > self._now or priority < URGENT:
+            heappush(self._queue, (at, priority, next(self._eid), event))
+        elif priority == NORMAL:
+            self._normal.append(event)
+        else:
+            self._urgent.append(event)
+
+    def peek(self) -> float:
+        """The time of the next event (infinity if none)."""
+        if self._urgent or self._normal:
+            return self._now
+        return self._queue[0][0] if self._queue else simpy.core.Infinity
+
+    def _next(self):
+        """Take the next event, in SimPy's order (see the class's docstring)."""
+        queue, now = self._queue, self._now
+        if self._urgent and not (queue and queue[0][0] == now and queue[0][1] < NORMAL):
+            return self._urgent.popleft()
+        if self._normal and not (queue and queue[0][0] == now):
+            return self._normal.popleft()
+        try:
+            self._now, _, _, event = heappop(queue)
+        except IndexError:
+            raise EmptySchedule from None
+        return event
+
+    def step(self) -> None:
+        """Handle the next event: SimPy's own ``step``, taking it in the order above (and a :class:`Call` has its
+        action called)."""
+        event = self._next()
+        if type(event) is Call:
+            event.action(event.arg)
+            return
+        callbacks, event.callbacks = event.callbacks, None
+        try:
+            for callback in callbacks:
+                callback(event)
+        except StopSimulation:  # the rest of the callbacks run when the simulation resumes, as in SimPy
+            event.callbacks = callbacks[callbacks.index(callback) + 1:]
+            self.schedule(event, EventPriority(-1))
+            raise
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
 
 
 class Due:
@@ -88,8 +168,7 @@ class Signal:
         if self._value is not PENDING:
             raise RuntimeError(f"{self} has already been decided")
         self._value = value
-        env = self.env
-        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
+        self.env._normal.append(self)
 
 
 class _EndOfRun(Exception):
@@ -100,26 +179,33 @@ def _stop(_) -> None:
     raise _EndOfRun
 
 
-def run_events(env: simpy.Environment, until: float, due: list) -> None:
-    """SimPy's loop, to time ``until``: what ``env.run(until)`` does, by the steps of ``Environment.step``, with two
-    sources of events rather than one.
+def run_events(env: Environment, until: float, due: list) -> None:
+    """SimPy's loop, to time ``until``: what ``env.run(until)`` does, by the steps of ``Environment.step``, with the
+    month's list as a source of events beside the environment's heap and lines.
 
-    SimPy's heap holds what the model asks for during the current month: waits and calls due before its end,
-    processes starting and ending, places and loans handed over. The month's list (``due``, kept by the model's
+    The environment holds what the model asks for during the current month: in its lines what is for the instant it
+    is asked for (processes starting and ending, places and loans handed over), in SimPy's heap waits and calls due
+    later in the month (see :class:`Environment`). The month's list (``due``, kept by the model's
     calendar) holds, sorted with the first due last, what had been asked for before the month began: most of a
     run's events, tenants' exits and screenings asked for years ahead among them. The loop takes whichever comes
     first, in SimPy's own order: by time, then urgent before normal, then the first asked for first (and everything
-    on the month's list was asked for before anything in the heap that is due this month, since nothing is put in
-    the heap for a later month). So the heap stays small at any stock, and the month's events cost a comparison each
+    on the month's list was asked for before anything in the heap or the lines that is due this month, since nothing
+    is put there for a later month). So the heap stays small at any stock, and the month's events cost a comparison each
     rather than a push and a pop. The end is an urgent event at its time, as SimPy's own ``until``. Written out
     here, an event costs no call to ``step``, and a timed call (:class:`Call`) has its action called directly.
     Like ``env._now`` and :class:`Due`, this relies on SimPy 4's internals; tests/test_model.py checks the order,
     the times and the count of events. (The benchmark runs SimPy's floor through it too, for comparison.)"""
-    queue = env._queue
-    env.schedule(Call(until, _stop, None), URGENT, until - env._now)
+    queue, urgent, normal = env._queue, env._urgent, env._normal
+    if not until > env._now:
+        raise ValueError(f"until (={until}) must be later than now (={env._now})")
+    heappush(queue, (until, URGENT, next(env._eid), Call(until, _stop, None)))
     try:
         while True:
-            if due:
+            if urgent and not (queue[0][0] == env._now and queue[0][1] < NORMAL):
+                event = urgent.popleft()
+            elif normal and not (queue[0][0] == env._now or (due and due[-1].t == env._now)):
+                event = normal.popleft()
+            elif due:
                 event = due[-1]
                 t = event.t
                 first = queue[0]  # (never empty: the end is in it)

@@ -31,7 +31,7 @@ from scipy import special
 from scipy.special import cython_special
 
 from sim import lending
-from sim.events import NORMAL, URGENT, Call, Due, Signal, run_events
+from sim.events import NORMAL, URGENT, Call, Due, Environment, Signal, run_events
 from sim.frame import Frame
 from sim.scenario import Scenario
 from sim.timeline import YearMonth, parse_dated, resolve_monthly
@@ -297,7 +297,7 @@ class Model:
         self.rng = streams
         # the clock is read as ``env._now``, as SimPy's own loop reads it: ``env.now`` is a property, a Python call
         # on nearly every event (4 % of a replication's instructions); like Due, this relies on SimPy 4's internals
-        self.env = simpy.Environment()
+        self.env = Environment()
         self.n = n = self.p.n
         self.t_end = float(n)  # the end as a time: a float compared with an int takes the interpreter's slow path
         self.this_month = 0  # int(env.now), kept by the calendar (which runs first at each month boundary)
@@ -364,7 +364,7 @@ class Model:
         """Start a process. SimPy handles an event to start it, counted here, and one when it ends (see
         :meth:`_ended`)."""
         self.events_handled += 1
-        process = self.env.process(generator)
+        process = simpy.Process(self.env, generator)
         self._running.add(process)
         return process
 
@@ -395,7 +395,8 @@ class Model:
 
     def wait(self, dt: float) -> Due | Signal:
         """An event a process yields to wait ``dt`` months. Like :meth:`_after`, a wait that ends in a later month
-        waits in that month's list (see :func:`run_events`), not in SimPy's queue."""
+        waits in that month's list (see :func:`run_events`), not in SimPy's queue, and one that ends now in the
+        environment's line (see :class:`sim.events.Environment`)."""
         now = self.env._now
         t = now + dt if dt > 0.0 else now
         m = int(t)
@@ -405,9 +406,11 @@ class Model:
         event = Due(t)
         if m > self.this_month:
             self._later[m].append(event)
-        else:
+        elif t > now:
             env = self.env
             heappush(env._queue, (now + (t - now), NORMAL, next(env._eid), event))
+        else:
+            self.env._normal.append(event)
         return event
 
     # ------------------------------------------------------------------ set-up
@@ -638,8 +641,9 @@ class Model:
         A call due in a later month waits in that month's list, sorted when the month begins (see
         :meth:`_calendar` and :func:`run_events`). Most are tenants' exits years ahead; kept out of SimPy's
         queue, they do not make every queue operation slower, which is what made the cost grow faster than the
-        stock. (:meth:`wait` repeats these lines for a process's wait rather than share a helper: a call more per
-        event, on the hottest path, measured 1.8 % more instructions per run.)"""
+        stock; one due now waits in the environment's line (see :class:`sim.events.Environment`). (:meth:`wait`
+        repeats these lines for a process's wait rather than share a helper: a call more per event, on the hottest
+        path, measured 1.8 % more instructions per run.)"""
         m = int(t)
         if m >= self.n:  # after the end of the run: never happens
             return
@@ -649,9 +653,10 @@ class Model:
         else:
             env = self.env
             now = env._now
-            if t < now:
-                t = now
-            heappush(env._queue, (now + (t - now), NORMAL, next(env._eid), Call(t, action, arg)))
+            if t > now:
+                heappush(env._queue, (now + (t - now), NORMAL, next(env._eid), Call(t, action, arg)))
+            else:
+                env._normal.append(Call(now, action, arg))
 
     def _after(self, delay: float, action, arg) -> None:
         """Call ``action(arg)`` after ``delay`` months (see :meth:`_at`)."""

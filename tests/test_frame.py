@@ -1,13 +1,13 @@
 """The frame's rules, by hand: pots, first-fit in priority order, give-up, refunds, year end."""
 
 import pytest
-import simpy
 
+from sim.events import Environment
 from sim.frame import EARMARKED, GENERAL, Frame
 
 
 def frame(earmark=0.0, priority="first_come", carry_over=False):
-    env = simpy.Environment()
+    env = Environment()
     return env, Frame(env, earmark, priority, carry_over)
 
 
